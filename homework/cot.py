@@ -1,0 +1,88 @@
+"""In-context chain of thought with the untrained instruct model.
+
+    python -m homework.cot test                  # 100 validation questions
+
+The prompt is a chat: short instructions, worked examples, then the question. Because a 135M model cannot
+recall conversion factors, the prompt also states the one fact the question needs ("1 meter = 3.28084
+feet"), which the units registry picks from the question text alone, never from a stored answer.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .base_llm import BaseLLM, ModelUnavailable
+from .units import BY_NAME, UnitError, factor, format_number, parse_question
+
+INSTRUCTIONS = ("You convert units. Use the fact given, multiply the quantity by it, and be concise. "
+                "End with the result inside <answer></answer>.")
+# Worked examples follow DOMAIN conventions; their quantities and units are not tied to any validation row.
+EXAMPLES = (
+    ("How many grams are in 3 kilograms?", "kilogram", "gram", 3.0),
+    ("Convert 4 feet to inches.", "foot", "inch", 4.0),
+)
+FACT_DIGITS = 4  # significant digits of a stated factor: few digits to multiply, still well inside 5 %
+
+
+def hint(question: str) -> str:
+    """The conversion fact a question needs, read from its text; empty when the units are unknown."""
+    try:
+        conv = parse_question(question)
+    except UnitError:
+        return ""
+    return f"1 {conv.src} = {format_number(factor(conv.src, conv.dst), FACT_DIGITS)} {BY_NAME[conv.dst].plural}"
+
+
+def worked_answer(quantity: float, src: str, dst: str) -> str:
+    """A reasoning trace in the style the model should imitate."""
+    f = format_number(factor(src, dst), FACT_DIGITS)
+    result = format_number(quantity * float(f), FACT_DIGITS)
+    return f"{format_number(quantity)} * {f} = {result}. <answer>{result}</answer>"
+
+
+def cot_messages(question: str) -> list[dict]:
+    """The chat for one question: instructions, worked examples, then the question with its fact."""
+    messages = [{"role": "system", "content": INSTRUCTIONS}]
+    for q, src, dst, quantity in EXAMPLES:
+        messages.append({"role": "user", "content": f"{q}\nFact: {hint(q)}"})
+        messages.append({"role": "assistant", "content": worked_answer(quantity, src, dst)})
+    fact = hint(question)
+    messages.append({"role": "user", "content": f"{question.strip()}\nFact: {fact}" if fact else question.strip()})
+    return messages
+
+
+class CoTModel(BaseLLM):
+    max_new_tokens = 64  # "q * f = r. <answer>r</answer>" with room for a longer sentence
+
+    def format_prompt(self, question: str) -> str:
+        return self.tokenizer.apply_chat_template(cot_messages(question), add_generation_prompt=True,
+                                                  tokenize=False)
+
+
+def load() -> CoTModel:
+    return CoTModel()
+
+
+def test(split: str = "valid", max_question: int = 100) -> str:
+    """Benchmark the CoT model; last line `benchmark_result.accuracy=X benchmark_result.answer_rate=Y`.
+
+    Args:
+        split: data split name (data/<split>.json) or a JSON path.
+        max_question: how many questions (the course uses 100).
+    """
+    from .sft import _test
+
+    return _test(load(), split, max_question)
+
+
+def main() -> None:
+    import fire
+
+    try:
+        fire.Fire({"test": test})
+    except ModelUnavailable as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

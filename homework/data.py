@@ -1,0 +1,103 @@
+"""Datasets and the benchmark: one correctness check for the benchmark, rejection sampling and the grader.
+
+    python -m homework.data check valid      # validate a data file and print its size
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+REL_TOL = 0.05  # an answer within 5 % relative error of the truth is correct (course rule)
+
+
+class DataError(ValueError):
+    """A data file is missing or malformed; the message names the file and the problem."""
+
+
+def _check_rows(rows, path: Path, width: tuple[int, ...]) -> list[list]:
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a JSON list of rows, got {type(rows).__name__}")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) not in width:
+            raise DataError(f"{path}: row {i} should be a list of {' or '.join(map(str, width))} items: {row!r:.80}")
+        if not isinstance(row[0], str) or isinstance(row[1], bool) or not isinstance(row[1], (int, float)):
+            raise DataError(f"{path}: row {i} should start with a question string and a number: {row!r:.80}")
+    return rows
+
+
+def load_rows(path: str | Path, width: tuple[int, ...] = (2, 3)) -> list[list]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    return _check_rows(rows, path, width)
+
+
+class Dataset:
+    """Rows of data/<split>.json: [question, answer] (rft.json rows add the reasoning)."""
+
+    def __init__(self, split: str, data_dir: str | Path = DATA_DIR):
+        path = Path(split) if split.endswith(".json") else Path(data_dir) / f"{split}.json"
+        self.path = path
+        self.data = load_rows(path)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, idx):
+        return self.data[idx]
+
+
+def is_answer_valid(answer: float, correct: float, rel_tol: float = REL_TOL) -> bool:
+    """True when `answer` is within `rel_tol` relative error of `correct` (NaN is never valid)."""
+    if answer is None or math.isnan(answer) or math.isinf(answer):
+        return False
+    return abs(answer - correct) <= rel_tol * abs(correct)
+
+
+@dataclass
+class BenchmarkResult:
+    accuracy: float
+    answer_rate: float
+    samples: list[dict] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"benchmark_result.accuracy={self.accuracy:.4f} benchmark_result.answer_rate={self.answer_rate:.4f}"
+
+
+def benchmark(model, dataset: Dataset, max_question: int | None = None) -> BenchmarkResult:
+    """Ask `model.answer` every question (up to max_question) and score it against the truth."""
+    rows = dataset.data[:max_question] if max_question else dataset.data
+    if not rows:
+        return BenchmarkResult(0.0, 0.0, [])
+    answers = model.answer(*[row[0] for row in rows])
+    samples = [
+        {"question": row[0], "answer": answer, "correct_answer": row[1],
+         "is_correct": is_answer_valid(answer, row[1])}
+        for row, answer in zip(rows, answers)
+    ]
+    accuracy = sum(s["is_correct"] for s in samples) / len(samples)
+    answer_rate = sum(not math.isnan(s["answer"]) for s in samples) / len(samples)
+    return BenchmarkResult(accuracy, answer_rate, samples)
+
+
+def check(split: str = "valid") -> str:
+    """Validate a data file: `python -m homework.data check data/train.json`."""
+    return f"{Dataset(split).path}: {len(Dataset(split))} rows, well formed"
+
+
+if __name__ == "__main__":
+    import fire
+
+    fire.Fire({"check": check})

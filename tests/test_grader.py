@@ -1,0 +1,154 @@
+"""The grader catches each way of faking a model, passes honest work, and grades a bundle like its folder."""
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import bundle
+from grader import BundleError, grade, report, safe_extract
+from homework import sft
+
+REPO = Path(__file__).resolve().parent.parent
+N = 6  # questions per model case: enough to exercise every check in seconds
+
+
+def _copy_package(dest: Path) -> Path:
+    shutil.copytree(REPO / "homework", dest / "homework",
+                    ignore=shutil.ignore_patterns("__pycache__", "sft_model", "rft_model", ".*"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory):
+    """A copy of the package with a real-model SFT adapter trained just long enough to emit answers (~40 s)."""
+    root = _copy_package(tmp_path_factory.mktemp("honest"))
+    sft.train_model(output_dir=str(root / "homework" / "sft_model"), n_rows=640, batch_size=16, max_steps=40,
+                    test_after=False)
+    return root
+
+
+def _variant(honest: Path, tmp_path: Path, patch: str, file: str = "sft.py") -> Path:
+    root = tmp_path / "variant"
+    shutil.copytree(honest, root, ignore=shutil.ignore_patterns("__pycache__"))
+    path = root / "homework" / file
+    path.write_text(path.read_text() + "\n" + patch)
+    return root
+
+
+def _sft(root, **kw):
+    (result,) = grade(root, n_questions=N, cases=("sft",), seed=7, **kw)
+    return result
+
+
+# the table a cheat would carry: every validation answer, keyed by question
+LOOKUP = f"{{q: a for q, a in __import__('json').load(open({str(REPO / 'data' / 'valid.json')!r}))}}"
+
+
+@pytest.mark.slow
+def test_honest_package_passes_every_check(honest):
+    result = _sft(honest)
+    assert result.checks and not [c for c in result.checks if c.startswith("FAIL")], result.checks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,patch,file,expected", [
+    ("lookup subclass in load()",
+     f"_real_load = load\ndef load():\n    llm = _real_load()\n    table = {LOOKUP}\n"
+     "    class Lookup(type(llm)):\n        def answer(self, *qs):\n            return [table.get(q, 1.0) for q in qs]\n"
+     "    llm.__class__ = Lookup\n    return llm\n", "sft.py", "answer overridden by Lookup"),
+    ("answer replaced on the instance",
+     f"_real_load = load\ndef load():\n    llm = _real_load()\n    table = {LOOKUP}\n"
+     "    llm.answer = lambda *qs: [table.get(q, 1.0) for q in qs]\n    return llm\n", "sft.py",
+     "answer replaced on the instance"),
+    ("lookup inside the package's own BaseLLM.answer",
+     f"_TABLE = {LOOKUP}\n"
+     "BaseLLM.answer = lambda self, *qs: [_TABLE.get(q, 1.0) for q in qs]\n", "base_llm.py",
+     "answers match the grader's own decoding"),
+])
+def test_cheats_are_caught(honest, tmp_path, name, patch, file, expected):
+    result = _sft(_variant(honest, tmp_path, patch, file))
+    fails = [c for c in result.checks if c.startswith("FAIL")]
+    assert any(expected in c for c in fails), (name, result.checks)
+    assert result.score == 0.0, name
+
+
+@pytest.mark.slow
+def test_untrained_adapter_is_caught(honest, tmp_path):
+    root = tmp_path / "untrained"
+    shutil.copytree(honest, root)
+    path = root / "homework" / "sft_model" / "adapter_model.safetensors"
+    tensors = {k: torch.zeros_like(v) if "lora_B" in k else v for k, v in load_file(path).items()}
+    save_file(tensors, path)
+    result = _sft(root)
+    assert any("untrained" in c for c in result.checks if c.startswith("FAIL")), result.checks
+    assert result.score == 0.0
+
+
+@pytest.mark.slow
+def test_missing_adapter_scores_zero_with_reason(tmp_path):
+    root = _copy_package(tmp_path)
+    result = _sft(root)
+    assert result.score == 0.0 and "no trained adapter in homework/sft_model" in result.checks[0]
+
+
+@pytest.mark.slow
+def test_folder_and_bundle_grade_identically(honest, tmp_path):
+    zip_path = bundle.make_bundle(honest / "homework", "UT123", out_dir=tmp_path)
+    cases = ("batched_generate", "sft")
+    folder = grade(honest, n_questions=N, cases=cases, seed=3)
+    bundled = grade(zip_path, n_questions=N, cases=cases, seed=3)
+    assert [(r.name, r.score, r.figure) for r in folder] == [(r.name, r.score, r.figure) for r in bundled]
+    assert "total" in report(bundled)
+
+
+def test_bundle_leaves_out_training_leftovers(tmp_path):
+    pkg = tmp_path / "homework"
+    (pkg / "sft_model" / "checkpoint-25").mkdir(parents=True)
+    (pkg / "sft_model" / "runs").mkdir()
+    (pkg / "__pycache__").mkdir()
+    for rel in ["__init__.py", "sft_model/adapter_model.safetensors", "sft_model/checkpoint-25/optimizer.pt",
+                "sft_model/runs/events.out", "__pycache__/x.pyc", "sft_model/optimizer.pt"]:
+        (pkg / rel).write_text("x")
+    names = set(zipfile.ZipFile(bundle.make_bundle(pkg, "U1", out_dir=tmp_path)).namelist())
+    assert names == {"homework/__init__.py", "homework/sft_model/adapter_model.safetensors"}
+
+
+def test_bundle_refuses_over_50_mb_and_names_largest(tmp_path):
+    pkg = tmp_path / "homework"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    with open(pkg / "huge.bin", "wb") as f:
+        f.truncate(51 * 1024 * 1024)
+    with pytest.raises(SystemExit, match=r"over the 50 MB limit; largest: homework/huge.bin"):
+        bundle.make_bundle(pkg, "U2", out_dir=tmp_path)
+    assert not list(tmp_path.glob("U2.zip*")), "a refused bundle left a file behind"
+
+
+@pytest.mark.parametrize("entry,kind", [
+    ("../evil.py", "outside"),          # climbs out of the extraction folder
+    ("/abs/evil.py", "outside"),        # absolute path
+    ("homework/link", "link"),          # symbolic link
+])
+def test_extraction_refuses_unsafe_entries(tmp_path, entry, kind):
+    zip_path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(zip_path, "w") as z:
+        z.writestr("homework/__init__.py", "")
+        info = zipfile.ZipInfo(entry)
+        if kind == "link":
+            info.external_attr = 0o120777 << 16
+        z.writestr(info, "target")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(BundleError, match=kind):
+        safe_extract(zip_path, tmp_path / "out")
+    assert not (tmp_path / "evil.py").exists()
+
+
+def test_corrupt_zip_is_a_clear_error(tmp_path):
+    zip_path = tmp_path / "broken.zip"
+    zip_path.write_bytes(b"PK\x03\x04 this is not really a zip")
+    with pytest.raises(BundleError, match="not a readable zip"):
+        grade(zip_path)

@@ -1,0 +1,43 @@
+"""The question generator: determinism, disjoint splits, and questions that parse back to their truth."""
+
+import json
+import random
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from homework.questions import generate, make, make_question
+from homework.units import parse_question
+
+
+def test_same_seed_same_bytes(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    make(str(a), n=200, seed=5, exclude_valid=False)
+    make(str(b), n=200, seed=5, exclude_valid=False)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_exclusion_keeps_splits_disjoint():
+    valid = generate(300, seed=1)
+    train = generate(2000, seed=2, exclude={q for q, _ in valid})
+    assert not {q for q, _ in valid} & {q for q, _ in train}
+    assert len({q for q, _ in train}) == len(train), "duplicate questions inside one split"
+
+
+def test_shipped_splits_are_disjoint_and_sized():
+    from homework.data import DATA_DIR
+
+    valid = json.loads((DATA_DIR / "valid.json").read_text())
+    train = json.loads((DATA_DIR / "train.json").read_text())
+    assert len(valid) == len(train) == 1000
+    assert not {q for q, _ in valid} & {q for q, _ in train}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32), st.booleans())
+def test_question_parses_back_to_its_answer(seed, wide):
+    question, answer = make_question(random.Random(seed), wide)
+    conv = parse_question(question)
+    assert conv.answer == pytest.approx(answer, rel=1e-6), question
+    if not wide:
+        assert conv.quantity in range(1, 11), question
