@@ -19,9 +19,12 @@ INSTRUCTIONS = ("You convert units. Use the fact given, multiply the quantity by
 # Worked examples follow DOMAIN conventions; their quantities and units are not tied to any validation row.
 EXAMPLES = (
     ("How many grams are in 3 kilograms?", "kilogram", "gram", 3.0),
-    ("Convert 4 feet to inches.", "foot", "inch", 4.0),
+    ("How many weeks is 8 days?", "day", "week", 8.0),
+    ("What is 6 miles in kilometers?", "mile", "kilometer", 6.0),
+    ("How many seconds are in 3 years?", "year", "second", 3.0),
+    ("Convert 5 MB to gigabytes.", "megabyte", "gigabyte", 5.0),
 )
-FACT_DIGITS = 4  # significant digits of a stated factor: few digits to multiply, still well inside 5 %
+FACT_DIGITS = 3  # significant digits of a stated factor: few digits to multiply, still well inside 5 %
 
 
 def hint(question: str) -> str:
@@ -30,14 +33,27 @@ def hint(question: str) -> str:
         conv = parse_question(question)
     except UnitError:
         return ""
-    return f"1 {conv.src} = {format_number(factor(conv.src, conv.dst), FACT_DIGITS)} {BY_NAME[conv.dst].plural}"
+    return f"1 {conv.src} = {fact_number(factor(conv.src, conv.dst))} {BY_NAME[conv.dst].plural}"
+
+
+def fact_number(x: float) -> str:
+    """A factor as the model multiplies best: plain between 0.1 and 1000, else mantissa and power of ten,
+    because a 135M model miscounts long runs of zeros ('7 * 1000000') but copies an exponent reliably."""
+    if 0.1 <= abs(x) < 1000:
+        return format_number(x, FACT_DIGITS)
+    mantissa, exp = f"{x:.{FACT_DIGITS - 1}e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exp)}"
 
 
 def worked_answer(quantity: float, src: str, dst: str) -> str:
-    """A reasoning trace in the style the model should imitate."""
-    f = format_number(factor(src, dst), FACT_DIGITS)
-    result = format_number(quantity * float(f), FACT_DIGITS)
-    return f"{format_number(quantity)} * {f} = {result}. <answer>{result}</answer>"
+    """A reasoning trace in the style the model should imitate: restate the fact, multiply, answer."""
+    f = fact_number(factor(src, dst))
+    mantissa, _, exp = f.partition("e")
+    product = format_number(quantity * float(mantissa), FACT_DIGITS) + (f"e{exp}" if exp else "")
+    q = format_number(quantity)
+    return (f"1 {src} = {f} {BY_NAME[dst].plural}, so {q} {BY_NAME[src].plural} = {q} * {f} = {product}. "
+            f"<answer>{product}</answer>")
 
 
 def cot_messages(question: str) -> list[dict]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .base_llm import BaseLLM, ModelUnavailable, format_answer, question_prompt
+from .base_llm import ANSWER_DIGITS, BaseLLM, ModelUnavailable, format_answer, question_prompt
 from .data import DATA_DIR, Dataset, benchmark, load_rows
 from .questions import generate
 
@@ -228,7 +228,7 @@ def _save(model, trainer, work_dir: Path, output_dir: Path, info: dict) -> None:
     model.save_pretrained(tmp)
     history = [h for h in trainer.state.log_history if "loss" in h]
     (tmp / FORMAT_FILE).write_text(json.dumps({
-        "prompt": "question.strip()", "completion": "' <answer>{3 significant digits}</answer>' + EOS",
+        "prompt": "question.strip()", "completion": f"' <answer>{{{ANSWER_DIGITS} significant digits}}</answer>' + EOS",
         **info}, indent=1) + "\n")
     (tmp / "loss.json").write_text(json.dumps([[h["step"], h["loss"]] for h in history]) + "\n")
     if (work_dir / "runs").exists():

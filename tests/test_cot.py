@@ -8,10 +8,12 @@ from homework.cot import EXAMPLES, cot_messages, hint, worked_answer
 
 
 @pytest.mark.parametrize("question,fact", [
-    ("How many feet are in 7 meters?", "1 meter = 3.281 feet"),
-    ("Convert 3 kg into pound.", "1 kilogram = 2.205 pounds"),
+    ("How many feet are in 7 meters?", "1 meter = 3.28 feet"),
+    ("Convert 3 kg into pound.", "1 kilogram = 2.2 pounds"),
     ("How many ounces in 2 gallons?", "1 gallon = 128 fluid ounces"),   # volume ounce beside a volume
-    ("What is 2 years in days?", "1 year = 365.2 days"),                 # mean tropical year
+    ("What is 2 years in days?", "1 year = 365 days"),                   # 3 significant digits
+    ("How many seconds are in 2 decades?", "1 decade = 3.16e8 seconds"),  # big factors as mantissa e exponent
+    ("How many GB is 7 bytes?", "1 byte = 1e-9 gigabytes"),
     ("Tell me a joke", ""),                                              # no units: no fact, still a prompt
 ])
 def test_hint_is_the_needed_fact(question, fact):
@@ -24,7 +26,7 @@ def test_prompt_is_a_chat_with_examples_and_fact():
                                            add_generation_prompt=True, tokenize=False)
     assert prompt.endswith("<|im_start|>assistant\n")
     assert prompt.count("<|im_start|>user") == len(EXAMPLES) + 1
-    assert "Fact: 1 meter = 3.281 feet" in prompt
+    assert "Fact: 1 meter = 3.28 feet" in prompt
     assert "22.9" not in prompt and "23" not in prompt.split("7 meters")[1], "the answer leaked into the prompt"
 
 
@@ -32,3 +34,4 @@ def test_worked_answer_is_correct_and_parses():
     from homework.base_llm import parse_answer
 
     assert parse_answer(worked_answer(4.0, "foot", "inch")) == 48.0
+    assert parse_answer(worked_answer(3.0, "year", "second")) == pytest.approx(9.48e7)
