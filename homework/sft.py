@@ -134,12 +134,15 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
         checkpoint: base model (default: the embedded SmolLM2-135M-Instruct).
         test_after: benchmark on data/valid.json when done.
     """
+    note = (f"rows of {data}" if data else "generated questions (`homework/questions.py`, balanced over unit "
+            "pairs, no validation question)") + ", loss on the answer only"
     return _train(Path(output_dir), _build_data, training_rows(n_rows, seed, data), epochs, learning_rate,
-                  rank, batch_size, seed, resume, max_steps, checkpoint, test_after, "sft")
+                  rank, batch_size, seed, resume, max_steps, checkpoint, test_after, "sft", load_adapter, note)
 
 
 def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batch_size, seed, resume,
-           max_steps, checkpoint, test_after, kind: str) -> str:
+           max_steps, checkpoint, test_after, kind: str, load_fn, data_note: str) -> str:
+    """Shared by the SFT and RFT trainers: build model and data, train with checkpoints, save, test."""
     from transformers import TrainingArguments, set_seed
 
     set_seed(seed)
@@ -176,7 +179,7 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
     minutes = (time.time() - started) / 60
     info = {
         "kind": kind, "base_model": llm.model.config._name_or_path if checkpoint else "embedded:SmolLM2-135M-Instruct",
-        "rows": len(rows), "epochs": epochs, "learning_rate": learning_rate, "rank": rank, "alpha": 4 * rank,
+        "rows": len(rows), "data": data_note, "epochs": epochs, "learning_rate": learning_rate, "rank": rank, "alpha": 4 * rank,
         "batch_size": batch_size, "seed": seed, "steps": trainer.state.global_step,
         "train_minutes": round(minutes, 2), "dtype": str(llm.dtype).replace("torch.", ""),
         "device": llm.device, "threads": torch.get_num_threads(),
@@ -189,7 +192,7 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
         return message
     print(message)
     del trainer, model
-    summary = _test(load_adapter(output_dir, "", checkpoint), "valid", None)
+    summary = _test(load_fn(output_dir, checkpoint=checkpoint), "valid", None)
     _write_card(output_dir, info, summary)
     return summary
 
@@ -203,8 +206,7 @@ def _write_card(output_dir: Path, info: dict, summary: str | None) -> None:
         f"# {info['kind'].upper()} LoRA adapter for {info['base_model']}", "",
         f"Made by `{command}` (seed {info['seed']}); the same command reproduces it up to CPU/thread "
         "nondeterminism in floating-point sums.", "",
-        f"- data: {info['rows']} generated questions (`homework/questions.py`, balanced over unit pairs, "
-        "no validation question), answer-only loss",
+        f"- data: {info['rows']} {info['data']}",
         f"- LoRA: rank {info['rank']}, alpha {info['alpha']}, all linear layers; AdamW lr {info['learning_rate']}, "
         f"cosine, batch {info['batch_size']}, {info['epochs']} epoch(s), {info['steps']} steps",
         f"- training: {info['train_minutes']} min on {info['device']} ({info['threads']} threads, "
@@ -256,7 +258,7 @@ def _plot_loss(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def load_adapter(model_dir: Path, command: str, checkpoint: str | None = None) -> BaseLLM:
+def load_adapter(model_dir: Path, command: str = TRAIN_COMMAND, checkpoint: str | None = None) -> BaseLLM:
     """BaseLLM with the trained LoRA adapter in model_dir attached, and nothing else in front of it."""
     from peft import PeftModel
 

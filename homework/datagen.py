@@ -1,0 +1,129 @@
+"""Rejection sampling of chain-of-thought data for RFT.
+
+    python -m homework.datagen data/rft.json                          # round 1: sample the CoT model
+    python -m homework.datagen data/rft.json --model rft              # later rounds: sample the RFT model, merge
+    python -m homework.datagen data/rft.json --oversample 10 --temperature 0.6 --questions data/train.json
+
+For each question, sample `oversample` completions; accept one only through the benchmark's own
+`parse_answer` + `is_answer_valid`; keep the shortest correct one, cut after `</answer>`. Rows are
+[question, answer, reasoning]. Rejected samples go to `<output>.rejected.jsonl` with the reason.
+Interrupted runs resume: finished questions are recorded in `<output>.<model>.progress.jsonl` and never
+sampled again; the output JSON is only ever replaced whole (write beside, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .base_llm import BaseLLM, ModelUnavailable, parse_answer
+from .data import DataError, Dataset, is_answer_valid, load_rows
+from .questions import save_rows
+
+CLOSE = "</answer>"
+CHUNK_QUESTIONS = 16  # questions per sampling call; x oversample sequences go through generate together
+
+
+def judge(text: str, answer: float) -> tuple[str, str]:
+    """(verdict, reasoning cut after </answer>); verdict is ok, no tag, truncated or wrong value."""
+    if "<answer>" not in text:
+        return "no tag", text
+    end = text.find(CLOSE, text.find("<answer>"))
+    if end < 0:
+        return "truncated", text
+    reasoning = text[: end + len(CLOSE)].strip()
+    return ("ok" if is_answer_valid(parse_answer(reasoning), answer) else "wrong value"), reasoning
+
+
+def _sampler(model: str) -> BaseLLM:
+    if model == "cot":
+        from .cot import CoTModel
+
+        return CoTModel()
+    if model == "rft":
+        from .rft import load
+
+        return load()
+    raise ValueError(f"--model must be cot or rft, not {model!r}")
+
+
+def _read_progress(path: Path) -> dict[str, str | None]:
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by the interruption: that question is sampled again
+            done[record["question"]] = record["reasoning"]
+    return done
+
+
+def generate_dataset(output_json: str, oversample: int = 10, temperature: float = 0.6,
+                     questions: str = "train", model: str = "cot", limit: int | None = None) -> str:
+    """Sample, filter and merge RFT rows into output_json.
+
+    Args:
+        output_json: rows file to write; rows already in it are kept (later rounds merge into it).
+        oversample: completions sampled per question.
+        temperature: sampling temperature.
+        questions: split name or JSON path of [question, answer] rows to sample for.
+        model: cot (in-context CoT with the fact in the prompt) or rft (the trained RFT model, question only).
+        limit: only the first N questions.
+    """
+    output = Path(output_json)
+    rows = Dataset(questions).data[:limit]
+    kept = {r[0]: r for r in load_rows(output, (3,))} if output.exists() else {}
+    progress = output.with_name(f"{output.name}.{model}.progress.jsonl")
+    done = _read_progress(progress)
+    todo = [r for r in rows if r[0] not in kept and r[0] not in done]
+    llm = _sampler(model)
+    stats = {"no tag": 0, "truncated": 0, "wrong value": 0, "ok": 0}
+    started, new_tokens = time.time(), 0
+    with open(progress, "a") as prog, open(output.with_name(output.name + ".rejected.jsonl"), "a") as rejected:
+        for start in tqdm(range(0, len(todo), CHUNK_QUESTIONS), desc=f"sampling {model}", unit="chunk"):
+            chunk = todo[start:start + CHUNK_QUESTIONS]
+            samples = llm.batched_generate([llm.format_prompt(q) for q, *_ in chunk],
+                                           num_return_sequences=oversample, temperature=temperature)
+            for (question, answer, *_), texts in zip(chunk, samples):
+                best = None
+                for text in texts:
+                    new_tokens += len(llm.tokenizer(text, add_special_tokens=False).input_ids)
+                    verdict, reasoning = judge(text, answer)
+                    stats[verdict] += 1
+                    if verdict != "ok":
+                        rejected.write(json.dumps({"question": question, "reason": verdict, "text": text}) + "\n")
+                    elif best is None or len(reasoning) < len(best):
+                        best = reasoning
+                prog.write(json.dumps({"question": question, "answer": answer, "reasoning": best}) + "\n")
+                done[question] = best
+            prog.flush()
+    answers = {r[0]: r[1] for r in rows}
+    for question, reasoning in done.items():
+        if reasoning and question in answers:
+            kept.setdefault(question, [question, answers[question], reasoning])
+    save_rows(list(kept.values()), output)
+    progress.unlink(missing_ok=True)
+    seconds = time.time() - started
+    sampled = [r for r in rows if r[0] in done]
+    yield_ = sum(1 for r in sampled if done[r[0]]) / max(len(sampled), 1)
+    print(f"samples: {stats}; yield {yield_:.2f} of {len(sampled)} questions; "
+          f"{new_tokens / max(seconds, 1e-9):.0f} new tokens/s over {seconds / 60:.1f} min")
+    return f"wrote {len(kept)} rows to {output}"
+
+
+def main() -> None:
+    import fire
+
+    try:
+        fire.Fire(generate_dataset)
+    except (ModelUnavailable, DataError, ValueError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Rejection sampling: the acceptance filter, merging, and resumption after an interruption."""
+
+import json
+
+import pytest
+
+from homework import datagen
+
+JUDGE = [
+    ("1 m = 3.28 ft, so 7 * 3.28 = 22.96. <answer>22.96</answer>", 22.9659, "ok"),         # right
+    ("7 * 3.28 = 23. <answer>23</answer> and more text", 22.9659, "ok"),                  # junk after: cut
+    ("7 * 3.28 = 30. <answer>30</answer>", 22.9659, "wrong value"),                       # outside 5 %
+    ("7 * 3.28 = 22.96", 22.9659, "no tag"),                                              # never answered
+    ("7 * 3.28 = 22.96 <answer>22.9", 22.9659, "truncated"),                              # cut by the token limit
+    ("<answer>abc</answer>", 1.0, "wrong value"),                                         # tag without a number
+    ("<answer>2.21e9</answer>", 2208984800.0, "ok"),                                     # exponent form
+]
+
+
+@pytest.mark.parametrize("text,answer,verdict", JUDGE)
+def test_judge(text, answer, verdict):
+    got, reasoning = datagen.judge(text, answer)
+    assert got == verdict
+    if verdict == "ok":
+        assert reasoning.endswith("</answer>")
+
+
+class FakeSampler:
+    """Answers each question with two samples, one right (longer or shorter) and one wrong."""
+
+    max_new_tokens = 8
+
+    def __init__(self, truth, fail_after=None):
+        self.truth, self.fail_after, self.seen = truth, fail_after, []
+
+        class Tok:
+            def __call__(self, text, add_special_tokens=False):
+                return type("Enc", (), {"input_ids": text.split()})()
+        self.tokenizer = Tok()
+
+    def format_prompt(self, q):
+        return q
+
+    def batched_generate(self, prompts, num_return_sequences=None, temperature=0):
+        if self.fail_after is not None and len(self.seen) >= self.fail_after:
+            raise KeyboardInterrupt
+        self.seen += prompts
+        return [[f"long way round. <answer>{self.truth[p]}</answer>", f"<answer>{self.truth[p]}</answer>",
+                 "<answer>-1</answer>"][:num_return_sequences] for p in prompts]
+
+
+@pytest.fixture
+def questions(tmp_path):
+    rows = [[f"How many feet are in {i} meters?", round(i * 3.28084, 4)] for i in range(1, 41)]
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps(rows))
+    return path, dict(rows)
+
+
+def test_keeps_shortest_correct_and_logs_rejects(tmp_path, questions, monkeypatch):
+    path, truth = questions
+    monkeypatch.setattr(datagen, "_sampler", lambda model: FakeSampler(truth))
+    out = tmp_path / "rft.json"
+    datagen.generate_dataset(str(out), oversample=3, questions=str(path))
+    rows = json.loads(out.read_text())
+    assert len(rows) == 40 and all(r[2] == f"<answer>{r[1]}</answer>" for r in rows)
+    rejected = [json.loads(line) for line in (tmp_path / "rft.json.rejected.jsonl").read_text().splitlines()]
+    assert len(rejected) == 40 and {r["reason"] for r in rejected} == {"wrong value"}
+    assert not list(tmp_path.glob("*.progress.jsonl")), "progress file left after a finished run"
+
+
+def test_interrupted_run_resumes_without_resampling(tmp_path, questions, monkeypatch):
+    path, truth = questions
+    first = FakeSampler(truth, fail_after=datagen.CHUNK_QUESTIONS)  # dies on the second chunk
+    monkeypatch.setattr(datagen, "_sampler", lambda model: first)
+    out = tmp_path / "rft.json"
+    with pytest.raises(KeyboardInterrupt):
+        datagen.generate_dataset(str(out), oversample=2, questions=str(path))
+    assert not out.exists(), "an interrupted run must not leave a half-written output"
+    second = FakeSampler(truth)
+    monkeypatch.setattr(datagen, "_sampler", lambda model: second)
+    datagen.generate_dataset(str(out), oversample=2, questions=str(path))
+    assert not set(first.seen) & set(second.seen), "a finished question was sampled twice"
+    assert len(json.loads(out.read_text())) == 40
+
+
+def test_later_round_only_samples_questions_without_a_row(tmp_path, questions, monkeypatch):
+    path, truth = questions
+    out = tmp_path / "rft.json"
+    q0 = next(iter(truth))
+    out.write_text(json.dumps([[q0, truth[q0], f"<answer>{truth[q0]}</answer>"]]))
+    sampler = FakeSampler(truth)
+    monkeypatch.setattr(datagen, "_sampler", lambda model: sampler)
+    datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="rft")
+    assert q0 not in sampler.seen and len(json.loads(out.read_text())) == 40

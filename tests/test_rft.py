@@ -1,0 +1,38 @@
+"""RFT: labels on the reasoning only, and a train -> save -> load round trip on the tiny model."""
+
+import json
+
+import pytest
+import torch
+
+from homework import rft
+from homework.base_llm import ModelUnavailable
+
+
+def test_labels_cover_reasoning_and_eos(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    reasoning = "1 meter = 3.28 feet, so 7 meters = 7 * 3.28 = 22.96. <answer>22.96</answer>"
+    row = rft.tokenize(tok, "How many feet are in 7 meters?", reasoning)
+    labelled = [t for t, l in zip(row["input_ids"], row["labels"]) if l != -100]
+    assert tok.decode(labelled) == " " + reasoning + tok.eos_token
+
+
+def test_round_trip(tiny_checkpoint, tmp_path, fp32):
+    data = tmp_path / "rft.json"
+    data.write_text(json.dumps([["How many feet are in 7 meters?", 22.97, "7 * 3.28 = 22.96. <answer>23</answer>"]] * 16))
+    out = tmp_path / "rft_model"
+    rft.train_model(output_dir=str(out), data=str(data), checkpoint=tiny_checkpoint, max_steps=3, batch_size=4,
+                    learning_rate=1e-2, test_after=False)
+    a, b = rft.load(out, checkpoint=tiny_checkpoint), rft.load(out, checkpoint=tiny_checkpoint)
+    assert a.max_new_tokens == rft.MAX_NEW_TOKENS
+    ids = a.tokenizer("Convert 3 kg to pounds.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.equal(a.model(ids).logits, b.model(ids).logits)
+    assert "rft" in (out / "README.md").read_text().lower()
+
+
+def test_missing_adapter_names_the_commands(tmp_path):
+    with pytest.raises(ModelUnavailable, match="python -m homework.datagen data/rft.json"):
+        rft.load(tmp_path / "rft_model")
