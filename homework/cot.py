@@ -96,7 +96,7 @@ def main() -> None:
 
     try:
         fire.Fire({"test": test})
-    except ModelUnavailable as err:
+    except (ModelUnavailable, ValueError) as err:  # DataError and UnitError are ValueErrors
         sys.exit(f"error: {err}")
 
 

@@ -19,8 +19,8 @@ from .sft import LORA_RANK, SEED, _test, _train, load_adapter
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 TRAIN_COMMAND = "python -m homework.datagen data/rft.json && python -m homework.rft train"
-EPOCHS = 3  # accepted rows are few (one per question); several passes over them
-LEARNING_RATE = 1e-3
+EPOCHS = 5  # accepted rows are few (one per question); several passes over them
+LEARNING_RATE = 2e-3
 BATCH_SIZE = 16
 MAX_NEW_TOKENS = 64  # a reasoning line: fact, product, answer
 

@@ -74,3 +74,28 @@ def test_cli_test_command_runs():
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "generation loss" in run.stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_shared_prefix_cache_gives_the_same_text(monkeypatch):
+    # CoT prompts share a long few-shot start, computed once and reused; it must not change a token (fp32)
+    from homework.cot import CoTModel
+
+    llm = CoTModel(dtype=torch.float32)
+    prompts = [llm.format_prompt(q) for q in QUESTIONS[:4]]
+    cached = llm.batched_generate(prompts)
+    monkeypatch.setattr("homework.base_llm.SHARED_PREFIX_MIN", 10**9)
+    assert llm.batched_generate(prompts) == cached
+
+
+@pytest.mark.parametrize("module,words", [
+    ("homework.sft", ["n_rows", "LoRA rank", "--resume"]),
+    ("homework.rft", ["reasoning", "max_steps"]),
+])
+def test_train_help_documents_the_arguments(module, words):
+    # the Args docstring is the --help a user reads; keep it in step with the signature
+    run = subprocess.run([sys.executable, "-m", module, "train", "--help"], capture_output=True, text=True,
+                         timeout=120, env={**__import__("os").environ, "PAGER": "cat"})
+    text = run.stdout + run.stderr
+    for word in words:
+        assert word in text, (module, word)

@@ -152,3 +152,10 @@ def test_corrupt_zip_is_a_clear_error(tmp_path):
     zip_path.write_bytes(b"PK\x03\x04 this is not really a zip")
     with pytest.raises(BundleError, match="not a readable zip"):
         grade(zip_path)
+
+
+@pytest.mark.slow
+def test_hanging_bundle_is_stopped_by_the_case_timeout(honest, tmp_path):
+    root = _variant(honest, tmp_path, "_real_load = load\ndef load():\n    import time\n    time.sleep(600)\n")
+    result = _sft(root, timeout=20)
+    assert result.score == 0.0 and any("timed out" in c for c in result.checks), result.checks
