@@ -10,6 +10,7 @@ and `<answer>value</answer>` itself.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = str(DATA_DIR / "rf
         test_after: benchmark on data/valid.json when done.
     """
     rows = load_rows(data, (3,))
-    note = f"accepted reasoning rows of {data} (`python -m homework.datagen`), loss on the reasoning only"
+    note = (f"accepted reasoning rows of {os.path.relpath(data)} (`python -m homework.datagen`), "
+            "loss on the reasoning only")
     return _train(Path(output_dir), _build_data, rows, epochs, learning_rate, rank, batch_size, seed, resume,
                   max_steps, checkpoint, test_after, "rft", load, note)
 

@@ -134,7 +134,7 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
         checkpoint: base model (default: the embedded SmolLM2-135M-Instruct).
         test_after: benchmark on data/valid.json when done.
     """
-    note = (f"rows of {data}" if data else "generated questions (`homework/questions.py`, balanced over unit "
+    note = (f"rows of {os.path.relpath(data)}" if data else "generated questions (`homework/questions.py`, balanced over unit "
             "pairs, no validation question)") + ", loss on the answer only"
     return _train(Path(output_dir), _build_data, training_rows(n_rows, seed, data), epochs, learning_rate,
                   rank, batch_size, seed, resume, max_steps, checkpoint, test_after, "sft", load_adapter, note)
