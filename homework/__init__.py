@@ -1,7 +1,12 @@
-"""Well-reasoned unit conversion with SmolLM2: generation, in-context CoT, LoRA SFT and RFT."""
+"""Well-reasoned unit conversion with SmolLM2: generation, in-context CoT, LoRA SFT and RFT.
 
-from . import data
-from .base_llm import BaseLLM
+Names are imported on first use (PEP 562), so `python -m homework.base_llm` runs its module only once
+and `import homework` stays cheap.
+"""
+
+import importlib
+
+__all__ = ["BaseLLM", "data", "load_cot", "load_sft", "load_rft"]
 
 
 def load_cot():
@@ -22,4 +27,9 @@ def load_rft():
     return load()
 
 
-__all__ = ["BaseLLM", "data", "load_cot", "load_sft", "load_rft"]
+def __getattr__(name):
+    if name == "BaseLLM":
+        return importlib.import_module(".base_llm", __name__).BaseLLM
+    if name in ("data", "base_llm"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -117,7 +117,7 @@ def training_rows(n_rows: int, seed: int, data: str | None = None) -> list:
 def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: float = EPOCHS,
                 learning_rate: float = LEARNING_RATE, rank: int = LORA_RANK, batch_size: int = BATCH_SIZE,
                 seed: int = SEED, data: str | None = None, resume: bool = False, max_steps: int = -1,
-                checkpoint: str | None = None, test_after: bool = True, **_ignored) -> str:
+                checkpoint: str | None = None, test_after: bool = True) -> str:
     """Train a LoRA adapter and save it (atomically) to output_dir.
 
     Args:
