@@ -10,6 +10,7 @@ question); only the answer tokens carry loss.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -191,7 +192,8 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
     if not test_after:
         return message
     print(message)
-    del trainer, model
+    del trainer, model, llm  # free the training copy before the test loads the saved adapter afresh
+    gc.collect()
     summary = _test(load_fn(output_dir, checkpoint=checkpoint), "valid", None)
     _write_card(output_dir, info, summary)
     return summary
