@@ -48,7 +48,7 @@ TEMPLATES = (
 )
 
 
-def _form(unit_name: str, quantity: float, other_dimension: str, rng: random.Random) -> str:
+def _form(unit_name: str, quantity: float, rng: random.Random) -> str:
     unit = BY_NAME[unit_name]
     if rng.random() < 0.65:
         return unit.name if quantity == 1 else unit.plural
@@ -91,9 +91,8 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
     while True:
         src, dst = (conv.src, conv.dst) if conv else _pair(rng)
         q = conv.quantity if conv else _quantity(rng, wide)
-        dimension = BY_NAME[src].dimension
         text = rng.choice(TEMPLATES).format(
-            q=_write_quantity(q), src=_form(src, q, dimension, rng), dst=_form(dst, 2, dimension, rng))
+            q=_write_quantity(q), src=_form(src, q, rng), dst=_form(dst, 2, rng))
         text = text[0].upper() + text[1:]
         try:
             if parse_question(text) == Conversion(q, src, dst):

@@ -1,6 +1,5 @@
 """Generation plumbing on the tiny model; batched/sequential equality and the loss score on the real one."""
 
-import math
 import subprocess
 import sys
 

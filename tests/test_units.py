@@ -1,6 +1,5 @@
 """The units registry: hand-checked truth, aliases, question parsing."""
 
-import math
 
 import pytest
 from hypothesis import given, strategies as st
