@@ -23,6 +23,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from homework.base_llm import embedded_model_dir, parse_answer
 from homework.data import DATA_DIR, is_answer_valid, load_rows
 from homework.questions import generate
@@ -208,9 +210,12 @@ def grade(target: str | Path, n_questions: int = N_QUESTIONS, timeout: float = C
         valid = [row[:2] for row in load_rows(DATA_DIR / "valid.json")[:n_questions]]
         # fresh questions: drawn now with a random seed, never written to disk, never seen by the package
         fresh = generate(n_questions, seed=random.SystemRandom().randrange(2**31) if seed is None else seed)
-        results = [_grade_generation(parent, case, [q for q, _ in valid[:16]], timeout)
-                   for case in ("generate", "batched_generate") if case in cases]
-        for kind in [k for k in ("cot", "sft", "rft") if k in cases]:
+        results = []
+        stages = [c for c in ("generate", "batched_generate", "cot", "sft", "rft") if c in cases]
+        for kind in tqdm(stages, desc="grading", unit="case"):
+            if kind in ("generate", "batched_generate"):
+                results.append(_grade_generation(parent, kind, [q for q, _ in valid[:16]], timeout))
+                continue
             reason = _missing(parent, kind)
             if reason:
                 results += [CaseResult(n, 0.0, BANDS[n][0], "-", 0.0, [f"FAIL: {reason}"])

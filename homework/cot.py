@@ -9,9 +9,8 @@ feet"), which the units registry picks from the question text alone, never from 
 
 from __future__ import annotations
 
-import sys
 
-from .base_llm import BaseLLM, ModelUnavailable
+from .base_llm import BaseLLM, question_prompt, run_cli
 from .units import BY_NAME, UnitError, factor, format_number, parse_question
 
 INSTRUCTIONS = ("You convert units. Use the fact given, multiply the quantity by it, and be concise. "
@@ -62,8 +61,9 @@ def cot_messages(question: str) -> list[dict]:
     for q, src, dst, quantity in EXAMPLES:
         messages.append({"role": "user", "content": f"{q}\nFact: {hint(q)}"})
         messages.append({"role": "assistant", "content": worked_answer(quantity, src, dst)})
+    question = question_prompt(question)
     fact = hint(question)
-    messages.append({"role": "user", "content": f"{question.strip()}\nFact: {fact}" if fact else question.strip()})
+    messages.append({"role": "user", "content": f"{question}\nFact: {fact}" if fact else question})
     return messages
 
 
@@ -92,12 +92,7 @@ def test(split: str = "valid", max_question: int = 100) -> str:
 
 
 def main() -> None:
-    import fire
-
-    try:
-        fire.Fire({"test": test})
-    except (ModelUnavailable, ValueError) as err:  # DataError and UnitError are ValueErrors
-        sys.exit(f"error: {err}")
+    run_cli({"test": test})
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,19 +31,40 @@ def _check_rows(rows, path: Path, width: tuple[int, ...]) -> list[list]:
     return rows
 
 
-def load_rows(path: str | Path, width: tuple[int, ...] = (2, 3)) -> list[list]:
+def load_rows(path: str | Path, width: tuple[int, ...] = (2, 3), min_rows: int = 0) -> list[list]:
+    """Rows of a JSON data file, checked; DataError with the file and the problem otherwise."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a data file") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text") from None
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    return _check_rows(rows, path, width)
+    rows = _check_rows(rows, path, width)
+    if len(rows) < min_rows:
+        raise DataError(f"{path}: has {len(rows)} rows, needs at least {min_rows}")
+    return rows
+
+
+def writable_dir(path: str | Path) -> Path:
+    """Create `path` if needed and prove it takes a file, before any long job writes there."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise DataError(f"{path}: cannot write there ({err.strerror or err})") from None
+    return path
 
 
 class Dataset:
@@ -50,7 +73,7 @@ class Dataset:
     def __init__(self, split: str, data_dir: str | Path = DATA_DIR):
         path = Path(split) if split.endswith(".json") else Path(data_dir) / f"{split}.json"
         self.path = path
-        self.data = load_rows(path)
+        self.data = load_rows(path, min_rows=1)
 
     def __len__(self) -> int:
         return len(self.data)

@@ -2,6 +2,7 @@
 
     python -m homework.datagen data/rft.json                          # round 1: sample the CoT model
     python -m homework.datagen data/rft.json --model rft              # later rounds: sample the RFT model, merge
+    python -m homework.datagen data/rft.json --model rft --hint --questions data/rft_questions.json
     python -m homework.datagen data/rft.json --oversample 10 --temperature 0.6 --questions data/train.json
 
 For each question, sample `oversample` completions; accept one only through the benchmark's own
@@ -14,14 +15,14 @@ sampled again; the output JSON is only ever replaced whole (write beside, then r
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .base_llm import BaseLLM, ModelUnavailable, parse_answer
-from .data import DataError, Dataset, is_answer_valid, load_rows
+from .base_llm import BaseLLM, parse_answer, run_cli
+from .cot import hint as fact_hint
+from .data import Dataset, is_answer_valid, load_rows, writable_dir
 from .questions import save_rows
 
 CLOSE = "</answer>"
@@ -47,8 +48,28 @@ def _sampler(model: str) -> BaseLLM:
     if model == "rft":
         from .rft import load
 
-        return load()
+        llm = load()
+        # Sampling only: folding the LoRA into the weights removes its extra matmuls from every decoding step.
+        # load() itself keeps the adapter separate, so what is tested and graded is the adapter as saved.
+        llm.model = llm.model.merge_and_unload()
+        return llm
     raise ValueError(f"--model must be cot or rft, not {model!r}")
+
+
+def _naive_tokens_per_second(llm: BaseLLM, questions: list[str], oversample: int, temperature: float) -> float:
+    """New tokens/s of the plain way: one generate call per question and sample, full prompt every time."""
+    import torch
+
+    started, tokens = time.time(), 0
+    for question in questions:
+        ids = llm.tokenizer(llm.format_prompt(question), return_tensors="pt", add_special_tokens=False).input_ids
+        for _ in range(oversample):
+            with torch.inference_mode():
+                out = llm.model.generate(ids.to(llm.device), max_new_tokens=llm.max_new_tokens, do_sample=True,
+                                         temperature=temperature, top_p=None, top_k=None,
+                                         pad_token_id=llm.tokenizer.pad_token_id)
+            tokens += out.shape[1] - ids.shape[1]
+    return tokens / max(time.time() - started, 1e-9)
 
 
 def _read_progress(path: Path) -> dict[str, str | None]:
@@ -64,7 +85,8 @@ def _read_progress(path: Path) -> dict[str, str | None]:
 
 
 def generate_dataset(output_json: str, oversample: int = 10, temperature: float = 0.6,
-                     questions: str = "train", model: str = "cot", limit: int | None = None) -> str:
+                     questions: str = "train", model: str = "cot", limit: int | None = None,
+                     hint: bool = False, seed: int = 0, naive_baseline: int = 0) -> str:
     """Sample, filter and merge RFT rows into output_json.
 
     Args:
@@ -74,20 +96,32 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         questions: split name or JSON path of [question, answer] rows to sample for.
         model: cot (in-context CoT with the fact in the prompt) or rft (the trained RFT model, question only).
         limit: only the first N questions.
+        hint: with --model rft, put the conversion fact before the question when sampling (the CoT model
+            always has it). The saved row keeps the bare question: the trained model never sees a hint.
+        seed: seeds the sampler; an uninterrupted run with the same seed, model and threads repeats itself.
+        naive_baseline: first time a naive loop (one `model.generate` per question and sample, no batching,
+            no shared prefix) on this many questions, and report its tokens/s beside the batched run's.
     """
+    import torch
+
     output = Path(output_json)
+    writable_dir(output.parent)
     rows = Dataset(questions).data[:limit]
     kept = {r[0]: r for r in load_rows(output, (3,))} if output.exists() else {}
     progress = output.with_name(f"{output.name}.{model}.progress.jsonl")
     done = _read_progress(progress)
     todo = [r for r in rows if r[0] not in kept and r[0] not in done]
     llm = _sampler(model)
+    torch.manual_seed(seed)
+    prompt = (lambda q: f"{fact_hint(q)}. {q.strip()}" if fact_hint(q) else q) if hint and model != "cot" else str
+    naive = _naive_tokens_per_second(llm, [prompt(q) for q, *_ in todo[:naive_baseline]], oversample,
+                                     temperature) if naive_baseline and todo else None
     stats = {"no tag": 0, "truncated": 0, "wrong value": 0, "ok": 0}
     started, new_tokens = time.time(), 0
     with open(progress, "a") as prog, open(output.with_name(output.name + ".rejected.jsonl"), "a") as rejected:
         for start in tqdm(range(0, len(todo), CHUNK_QUESTIONS), desc=f"sampling {model}", unit="chunk"):
             chunk = todo[start:start + CHUNK_QUESTIONS]
-            samples = llm.batched_generate([llm.format_prompt(q) for q, *_ in chunk],
+            samples = llm.batched_generate([llm.format_prompt(prompt(q)) for q, *_ in chunk],
                                            num_return_sequences=oversample, temperature=temperature)
             for (question, answer, *_), texts in zip(chunk, samples):
                 best = None
@@ -112,17 +146,13 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     sampled = [r for r in rows if r[0] in done]
     yield_ = sum(1 for r in sampled if done[r[0]]) / max(len(sampled), 1)
     print(f"samples: {stats}; yield {yield_:.2f} of {len(sampled)} questions; "
-          f"{new_tokens / max(seconds, 1e-9):.0f} new tokens/s over {seconds / 60:.1f} min")
+          f"{new_tokens / max(seconds, 1e-9):.0f} new tokens/s over {seconds / 60:.1f} min"
+          + (f" (naive per-question loop: {naive:.0f} tokens/s)" if naive else ""))
     return f"wrote {len(kept)} rows to {output}"
 
 
 def main() -> None:
-    import fire
-
-    try:
-        fire.Fire(generate_dataset)
-    except (ModelUnavailable, DataError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    run_cli(generate_dataset, "interrupted; finished questions are kept: rerun the same command to sample the rest")
 
 
 if __name__ == "__main__":

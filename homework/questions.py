@@ -90,7 +90,7 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
     """
     while True:
         src, dst = (conv.src, conv.dst) if conv else _pair(rng)
-        q = conv.quantity if conv else _quantity(rng, wide)
+        q = conv.quantity if conv and not wide else _quantity(rng, wide)  # wide: the pair from conv, a wide quantity
         text = rng.choice(TEMPLATES).format(
             q=_write_quantity(q), src=_form(src, q, rng), dst=_form(dst, 2, rng))
         text = text[0].upper() + text[1:]
@@ -148,13 +148,13 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
         n: number of rows.
         seed: random seed; the same seed gives a byte-identical file.
         wide: quantities beyond 1..10 (decimals like 2.5 or 0.75, whole numbers up to 1000).
-        exclude_valid: never emit a question that is in data/valid.json.
-        balanced: every unit pair and quantity equally often (training sets), instead of random draws.
+        exclude_valid: never emit a question that is in data/valid.json or data/valid_wide.json.
+        balanced: every unit pair (and, unless wide, quantity 1..10) equally often, instead of random draws.
     """
     exclude = set()
-    valid = DATA_DIR / "valid.json"
-    if exclude_valid and valid.exists() and Path(path).resolve() != valid:
-        exclude = {row[0] for row in json.loads(valid.read_text())}
+    for valid in (DATA_DIR / "valid.json", DATA_DIR / "valid_wide.json"):
+        if exclude_valid and valid.exists() and Path(path).resolve() != valid:
+            exclude |= {row[0] for row in json.loads(valid.read_text())}
     out = save_rows(generate(n, seed, wide, exclude, balanced), path)
     return f"wrote {n} rows to {out}"
 

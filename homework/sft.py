@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .base_llm import ANSWER_DIGITS, BaseLLM, ModelUnavailable, format_answer, question_prompt
-from .data import DATA_DIR, Dataset, benchmark, load_rows
+from .base_llm import ANSWER_DIGITS, BaseLLM, ModelUnavailable, format_answer, question_prompt, run_cli
+from .data import DATA_DIR, DataError, Dataset, benchmark, load_rows, writable_dir
 from .questions import generate
 
 MODEL_NAME = "sft_model"
@@ -109,7 +109,7 @@ def _build_data(tokenizer, rows: list) -> list[dict]:
 
 def training_rows(n_rows: int, seed: int, data: str | None = None) -> list:
     if data:
-        return load_rows(data)
+        return load_rows(data, min_rows=1)
     valid = {q for q, *_ in load_rows(DATA_DIR / "valid.json")} if (DATA_DIR / "valid.json").exists() else set()
     return generate(n_rows, seed=1000 + seed, exclude=valid, balanced=True)
 
@@ -145,6 +145,9 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
     """Shared by the SFT and RFT trainers: build model and data, train with checkpoints, save, test."""
     from transformers import TrainingArguments, set_seed
 
+    writable_dir(output_dir.parent)  # a read-only destination fails now, not after ten minutes of training
+    if not rows:
+        raise DataError("no training rows")
     set_seed(seed)
     llm = BaseLLM(checkpoint)
     model = _build_model(llm, rank)
@@ -173,8 +176,9 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
     trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=PadCollator(llm.tokenizer.pad_token_id))
     started = time.time()
     last = _last_checkpoint(work_dir) if resume else None
-    if resume and last is None:
-        print(f"no checkpoint in {work_dir}; starting from scratch", file=sys.stderr)
+    if resume:
+        print(f"resuming from {last.name}" if last else f"no checkpoint in {work_dir}; starting from scratch",
+              file=sys.stderr)
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     minutes = (time.time() - started) / 60
     info = {
@@ -190,12 +194,11 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
     _write_card(output_dir, info, None)
     if not test_after:
         return message
-    print(message)
     del trainer, model, llm  # free the training copy before the test loads the saved adapter afresh
     gc.collect()
     summary = _test(load_fn(output_dir, checkpoint=checkpoint), "valid", None)
     _write_card(output_dir, info, summary)
-    return summary
+    return f"{message}; {summary}"
 
 
 def _write_card(output_dir: Path, info: dict, summary: str | None) -> None:
@@ -220,8 +223,11 @@ def _write_card(output_dir: Path, info: dict, summary: str | None) -> None:
 
 
 def _last_checkpoint(work_dir: Path) -> Path | None:
-    found = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return found[-1] if found else None
+    """The newest complete checkpoint; one cut short by a kill (no trainer_state.json yet) is passed over."""
+    found = sorted((p for p in work_dir.glob("checkpoint-*") if p.name.split("-")[1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[1]))
+    complete = [p for p in found if (p / "trainer_state.json").exists() and (p / "adapter_model.safetensors").exists()]
+    return complete[-1] if complete else None
 
 
 def _save(model, trainer, work_dir: Path, output_dir: Path, info: dict) -> None:
@@ -263,6 +269,12 @@ def load_adapter(model_dir: Path, command: str = TRAIN_COMMAND, checkpoint: str 
     """BaseLLM with the trained LoRA adapter in model_dir attached, and nothing else in front of it."""
     from peft import PeftModel
 
+    old = model_dir.with_name(model_dir.name + ".old")
+    if not (model_dir / "adapter_model.safetensors").exists() and (old / "adapter_model.safetensors").exists():
+        # a save was cut between its two renames: the previous adapter is whole in .old
+        print(f"note: {model_dir} is missing after an interrupted save; using the previous adapter in {old}",
+              file=sys.stderr)
+        model_dir = old
     if not (model_dir / "adapter_model.safetensors").exists():
         raise ModelUnavailable(f"no trained adapter in {model_dir}; run: {command}")
     llm = BaseLLM(checkpoint)
@@ -346,16 +358,12 @@ def _steps_per_second(steps, batch_size, dtype, pad_to, checkpointing, data) -> 
     return rate, f"{str(llm.dtype).replace('torch.', '')}, batch {batch_size}"
 
 
+RESUME_HINT = "interrupted; the last checkpoint is kept: add --resume to the same train command to continue"
+
+
 def main() -> None:
-    import fire
-
-    from .data import DataError
-
-    try:
-        fire.Fire({"train": train_model, "test": test, "speed": speed,
-                   "load": lambda: str(load().model.__class__.__name__)})
-    except (ModelUnavailable, DataError) as err:
-        sys.exit(f"error: {err}")
+    run_cli({"train": train_model, "test": test, "speed": speed,
+             "load": lambda: str(load().model.__class__.__name__)}, RESUME_HINT)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ def test_is_answer_valid(answer, correct, ok):
 
 
 @pytest.mark.parametrize("content,problem", [
-    (b"", "not valid JSON"),
+    (b"", "the file is empty"),
+    (b"[1, 2", "not valid JSON"),
     (b"\xff\xfe\x00bad", "not UTF-8"),
     (b'{"a": 1}', "expected a JSON list"),
     (b'[["q"]]', "row 0 should be a list of 2 or 3 items"),

@@ -93,3 +93,23 @@ def test_later_round_only_samples_questions_without_a_row(tmp_path, questions, m
     monkeypatch.setattr(datagen, "_sampler", lambda model: sampler)
     datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="rft")
     assert q0 not in sampler.seen and len(json.loads(out.read_text())) == 40
+
+
+def test_hint_is_in_the_sampling_prompt_but_not_in_the_rows(tmp_path, questions, monkeypatch):
+    path, truth = questions
+    sampler = FakeSampler({f"1 meter = 3.28 feet. {q}": a for q, a in truth.items()})
+    monkeypatch.setattr(datagen, "_sampler", lambda model: sampler)
+    out = tmp_path / "rft.json"
+    datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="rft", hint=True)
+    assert all(p.startswith("1 meter = 3.28 feet. How many feet") for p in sampler.seen)
+    assert {r[0] for r in json.loads(out.read_text())} == set(truth), "rows must keep the bare question"
+
+
+def test_naive_baseline_is_measured_in_the_same_run(tmp_path, questions, monkeypatch, tiny_llm, capsys):
+    path, _ = questions
+    tiny_llm.max_new_tokens = 4
+    monkeypatch.setattr(datagen, "_sampler", lambda model: tiny_llm)
+    datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2, questions=str(path), model="rft",
+                             limit=3, naive_baseline=2)
+    out = capsys.readouterr().out
+    assert "new tokens/s" in out and "naive per-question loop:" in out

@@ -1,0 +1,164 @@
+"""Ask the models unit-conversion questions and see how they reason.
+
+    python -m homework.ask "How many feet are in 3.5 meters?"     # best model present: RFT, else SFT, else CoT
+    python -m homework.ask "Convert 2 hours to seconds." "5 kg in pounds?" --model sft
+    python -m homework.ask - < questions.txt                       # one question per line, answered in chunks
+
+Each answer is shown with the model's own text and, beside it, the exact value from the units registry
+(pint), so you can see at a glance whether the model is within the course's 5 % tolerance. The exact value
+is only displayed; the model never sees it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .base_llm import MAX_QUESTION_CHARS, BaseLLM, ModelUnavailable, question_prompt
+from .data import is_answer_valid
+from .units import BY_NAME, UnitError, format_number, parse_question
+
+MODELS = ("rft", "sft", "cot")
+CHUNK = 64  # questions per generation call: a 10,000-line stdin is streamed, never held in memory at once
+
+
+def _adapter_dir(name: str) -> Path:
+    return Path(__file__).resolve().parent / f"{name}_model"
+
+
+def load_model(name: str = "auto") -> tuple[str, BaseLLM]:
+    """(name, model): the one asked for, or with 'auto' the best trained one present (RFT, SFT, then CoT)."""
+    if name not in ("auto", *MODELS):
+        raise ValueError(f"--model must be auto, {', '.join(MODELS)}; not {name!r}")
+    candidates = MODELS if name == "auto" else (name,)
+    for candidate in candidates:
+        if candidate != "cot" and name == "auto" and not (_adapter_dir(candidate) / "adapter_model.safetensors").exists():
+            continue
+        try:
+            module = __import__(f"homework.{candidate}", fromlist=["load"])
+            return candidate, module.load()
+        except ModelUnavailable as err:
+            if name != "auto":
+                raise
+            print(f"note: skipping {candidate}: {err}", file=sys.stderr)
+    raise ModelUnavailable("no model could be loaded")  # unreachable: CoT needs no adapter
+
+
+def read_questions(args: Iterable[str], stdin=None) -> Iterator[str]:
+    """Questions from the command line; '-' reads one per line from stdin (blank lines skipped)."""
+    for arg in args:
+        if str(arg) != "-":
+            yield str(arg)
+            continue
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        for number, raw in enumerate(stream, 1):
+            if isinstance(raw, bytes):
+                try:
+                    raw = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    print(f"skipped stdin line {number}: not UTF-8 text", file=sys.stderr)
+                    continue
+            if raw.strip():
+                yield raw.strip()
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def check_question(question: str) -> str:
+    """The question as the model will see it; raises UnitError with a one-line reason if it cannot be read."""
+    shown = question_prompt(question)
+    parse_question(shown)
+    return shown
+
+
+def answer_questions(llm: BaseLLM, questions: Iterable[str], chunk: int = CHUNK) -> Iterator[dict]:
+    """Answer questions lazily, `chunk` at a time; an unreadable question yields a record with 'error'."""
+    numbered = enumerate(questions, 1)
+    for batch in _chunks(numbered, chunk):
+        ready = []
+        for number, question in batch:
+            try:
+                ready.append((number, question, check_question(question)))
+            except UnitError as err:
+                yield {"number": number, "question": question, "error": str(err)}
+        if not ready:
+            continue
+        texts = llm.batched_generate([llm.format_prompt(shown) for _, _, shown in ready])
+        for (number, question, shown), text in zip(ready, texts):
+            conv = parse_question(shown)
+            value = llm.parse_answer(text)
+            yield {"number": number, "question": question, "truncated": len(question.strip()) > len(shown),
+                   "text": text.strip(), "answer": value, "unit": BY_NAME[conv.dst].plural,
+                   "exact": conv.answer, "within_5pct": is_answer_valid(value, conv.answer)}
+
+
+def _show(record: dict, label: str) -> None:
+    question = record["question"]
+    short = question if len(question) <= 120 else question[:117] + "..."
+    if "error" in record:
+        print(f"skipped question {record['number']} ({record['error']}): {short!r}", file=sys.stderr)
+        return
+    if record["truncated"]:
+        print(f"note: question {record['number']} is {len(question.strip())} characters; "
+              f"answered from its first {MAX_QUESTION_CHARS}", file=sys.stderr)
+    value = record["answer"]
+    said = "no answer" if value != value else f"{format_number(value, 4)} {record['unit']}"
+    verdict = "within 5 %" if record["within_5pct"] else "off"
+    print(f"Q: {short}\n{label}: {record['text']}\n=> {said}   (exact {format_number(record['exact'], 4)}; {verdict})\n")
+
+
+def ask(*questions: str, model: str = "auto", chunk: int = CHUNK) -> str:
+    """Answer unit-conversion questions with a trained model and show its reasoning.
+
+    Args:
+        questions: questions in quotes; '-' reads one question per line from stdin.
+        model: auto (RFT, else SFT, else CoT), rft, sft or cot.
+        chunk: questions generated together (bounds memory for long stdin lists).
+    """
+    if not questions:
+        raise ValueError('give a question, e.g. python -m homework.ask "How many feet are in 3.5 meters?", or - for stdin')
+    name, llm = load_model(model)
+    label = name.upper()
+    answered = skipped = close = 0
+    for record in answer_questions(llm, read_questions(questions), chunk):
+        _show(record, label)
+        if "error" in record:
+            skipped += 1
+        else:
+            answered += 1
+            close += record["within_5pct"]
+    summary = f"answered {answered} question(s) with the {label} model, {close} within 5 % of the exact value"
+    return summary + (f"; skipped {skipped} that name no number or no known unit" if skipped else "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    # argparse, not Fire, for this one command: its arguments are free text, and Fire would read a lone "-"
+    # as its chaining separator and "[1]" or "1,2" as Python literals.
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m homework.ask", description=__doc__.split("\n\n")[0])
+    parser.add_argument("questions", nargs="*", help="questions in quotes; - reads one per line from stdin")
+    parser.add_argument("--model", default="auto", help="auto (RFT, else SFT, else CoT), rft, sft or cot")
+    parser.add_argument("--chunk", type=int, default=CHUNK, help="questions generated together")
+    args = parser.parse_args(argv)
+    try:
+        result = ask(*args.questions, model=args.model, chunk=max(1, args.chunk))
+    except (ModelUnavailable, ValueError) as err:  # UnitError, DataError are ValueErrors
+        sys.exit(f"error: {err}")
+    print(result)
+    if result.startswith("answered 0 "):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

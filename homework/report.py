@@ -1,0 +1,177 @@
+"""Evaluate every model present and write a markdown table and charts.
+
+    python -m homework.report                          # CoT, SFT, RFT on data/valid.json and data/valid_wide.json
+    python -m homework.report --max_question 200       # a quicker look
+    python -m homework.report --models sft,rft --splits valid
+
+Writes report/report.md (accuracy, answer rate and accuracy by dimension per model and split, with the date,
+machine and dtype), report/results.json, report/accuracy_by_dimension.png and report/loss_curves.png.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .base_llm import ModelUnavailable, run_cli
+from .data import Dataset, benchmark, writable_dir
+from .units import BY_NAME, DIMENSIONS, UnitError, parse_question
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = ROOT / "report"
+MODELS = ("cot", "sft", "rft")
+SPLITS = ("valid", "valid_wide")
+
+
+def dimension_of(question: str) -> str:
+    try:
+        return BY_NAME[parse_question(question).src].dimension
+    except UnitError:
+        return "unknown"
+
+
+def by_dimension(samples: list[dict]) -> dict[str, float]:
+    """Accuracy per dimension (time, length, mass, volume, speed, data) over benchmark samples."""
+    totals: dict[str, list[int]] = {}
+    for s in samples:
+        hit = totals.setdefault(dimension_of(s["question"]), [0, 0])
+        hit[0] += s["is_correct"]
+        hit[1] += 1
+    return {d: totals[d][0] / totals[d][1] for d in DIMENSIONS if d in totals}
+
+
+def _load(name: str):
+    module = __import__(f"homework.{name}", fromlist=["load"])
+    return module.load()
+
+
+def evaluate(models, splits, max_question: int | None) -> list[dict]:
+    results = []
+    jobs = [(m, s) for m in models for s in splits]
+    bar = tqdm(jobs, desc="report", unit="eval")
+    loaded: dict[str, object] = {}
+    for name, split in bar:
+        bar.set_postfix_str(f"{name} on {split}")
+        if name not in loaded:
+            try:
+                loaded.clear()  # one model in memory at a time
+                loaded[name] = _load(name)
+            except ModelUnavailable as err:
+                print(f"note: skipping {name}: {err}", file=sys.stderr)
+                loaded[name] = None
+        llm = loaded[name]
+        if llm is None:
+            continue
+        started = time.time()
+        result = benchmark(llm, Dataset(split), max_question)
+        results.append({
+            "model": name, "split": split, "questions": len(result.samples), "accuracy": result.accuracy,
+            "answer_rate": result.answer_rate, "by_dimension": by_dimension(result.samples),
+            "dtype": str(llm.dtype).replace("torch.", ""), "seconds": round(time.time() - started, 1),
+        })
+    return results
+
+
+def _markdown(results: list[dict], when: str, machine: str) -> str:
+    lines = [f"# Results ({when}, {machine})", "",
+             "Made by `python -m homework.report`; every figure is the model's own greedy answer, "
+             "checked within 5 % of the exact value.", "",
+             "| model | split | questions | accuracy | answer rate | " + " | ".join(DIMENSIONS) + " | dtype | time |",
+             "|---|---|---|---|---|" + "---|" * len(DIMENSIONS) + "---|---|"]
+    for r in results:
+        dims = " | ".join(f"{r['by_dimension'][d]:.2f}" if d in r["by_dimension"] else "-" for d in DIMENSIONS)
+        lines.append(f"| {r['model'].upper()} | {r['split']} | {r['questions']} | {r['accuracy']:.3f} | "
+                     f"{r['answer_rate']:.3f} | {dims} | {r['dtype']} | {r['seconds']:.0f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot_dimensions(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = list(dict.fromkeys(r["split"] for r in results))
+    fig, axes = plt.subplots(1, max(len(splits), 1), figsize=(6 * max(len(splits), 1), 3.5), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        rows = [r for r in results if r["split"] == split]
+        width = 0.8 / max(len(rows), 1)
+        for i, r in enumerate(rows):
+            xs = [j + i * width for j in range(len(DIMENSIONS))]
+            ax.bar(xs, [r["by_dimension"].get(d, 0) for d in DIMENSIONS], width,
+                   label=f"{r['model'].upper()} ({r['accuracy']:.2f})")
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(DIMENSIONS))], DIMENSIONS)
+        ax.set(ylim=(0, 1), ylabel="accuracy", title=f"{split}: accuracy by dimension")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_losses(path: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    shown = []
+    for name in ("sft", "rft"):
+        log = Path(__file__).resolve().parent / f"{name}_model" / "loss.json"
+        if not log.exists():
+            continue
+        points = json.loads(log.read_text())
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=name.upper())
+        shown.append(name)
+    ax.set(xlabel="optimizer step", ylabel="training loss", yscale="log", title="training loss")
+    if shown:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return shown
+
+
+def report(models: str = ",".join(MODELS), splits: str = ",".join(SPLITS), max_question: int | None = None,
+           out: str = str(OUT_DIR)) -> str:
+    """Benchmark the models present and write report.md, results.json and two PNG charts.
+
+    Args:
+        models: comma-separated subset of cot,sft,rft (missing adapters are skipped with a note).
+        splits: comma-separated data splits or JSON paths.
+        max_question: only the first N questions of each split (default: all).
+        out: output folder.
+    """
+    names = [m.strip() for m in str(models).split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    split_names = [s.strip() for s in str(splits).split(",") if s.strip()]
+    for split in split_names:
+        Dataset(split)  # a missing or malformed file fails now, not after an hour of evaluation
+    out_dir = writable_dir(out)
+    results = evaluate(names, split_names, max_question)
+    when = datetime.date.today().isoformat()
+    machine = (f"{platform.machine()} {'GPU ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}, "
+               f"{torch.get_num_threads()} threads")
+    (out_dir / "results.json").write_text(json.dumps({"date": when, "machine": machine, "results": results}, indent=1) + "\n")
+    (out_dir / "report.md").write_text(_markdown(results, when, machine))
+    _plot_dimensions(results, out_dir / "accuracy_by_dimension.png")
+    _plot_losses(out_dir / "loss_curves.png")
+    return (f"wrote {out_dir}/report.md, results.json, accuracy_by_dimension.png and loss_curves.png "
+            f"({len(results)} evaluations)")
+
+
+def main() -> None:
+    run_cli(report)
+
+
+if __name__ == "__main__":
+    main()

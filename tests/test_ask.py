@@ -1,0 +1,92 @@
+"""homework.ask: questions from arguments or stdin, bad questions skipped with one line, bounded memory."""
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from homework import ask
+from homework.base_llm import MAX_QUESTION_CHARS
+
+
+def test_reads_arguments_and_stdin_skipping_bad_bytes(capsys):
+    stdin = io.BytesIO(b"How many feet are in 7 meters?\n\n\xff\xfe broken line\nConvert 2 kg to grams.\n")
+    got = list(ask.read_questions(["Convert 1 hour to minutes.", "-"], stdin=stdin))
+    assert got == ["Convert 1 hour to minutes.", "How many feet are in 7 meters?", "Convert 2 kg to grams."]
+    assert "stdin line 3: not UTF-8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("question,reason", [
+    ("How many feet are in some meters?", "no number"),
+    ("How many are in 7?", "no known unit"),
+    ("How many furlongs are in 3 parsecs?", "no known unit"),
+    ("Convert 7 meters to kilograms.", "cannot convert"),
+])
+def test_unreadable_questions_are_skipped_with_a_reason(tiny_llm, question, reason):
+    records = list(ask.answer_questions(tiny_llm, [question, "How many feet are in 7 meters?"]))
+    assert reason in records[0]["error"]
+    assert "text" in records[1] and records[1]["exact"] == pytest.approx(22.9659, rel=1e-4)
+
+
+def test_long_question_is_cut_and_still_answered(tiny_llm):
+    long = "How many feet are in 7 meters? " + "Please be careful. " * 300
+    assert len(long) > 5000
+    record = next(ask.answer_questions(tiny_llm, [long]))
+    assert record["truncated"] and "text" in record and record["unit"] == "feet"
+    assert len(tiny_llm.format_prompt(long)) <= MAX_QUESTION_CHARS
+
+
+class CountingLLM:
+    """Wraps a model to record how many prompts each generation call gets."""
+
+    def __init__(self, llm):
+        self.llm, self.calls = llm, []
+
+    def __getattr__(self, name):
+        return getattr(self.llm, name)
+
+    def batched_generate(self, prompts):
+        self.calls.append(len(prompts))
+        return ["<answer>1</answer>"] * len(prompts)
+
+
+def test_ten_thousand_questions_stream_in_bounded_chunks(tiny_llm):
+    consumed = []
+
+    def questions():
+        for i in range(10_000):
+            consumed.append(i)
+            yield f"How many grams are in {i % 10 + 1} kilograms?"
+
+    llm = CountingLLM(tiny_llm)
+    records = ask.answer_questions(llm, questions(), chunk=64)
+    first = next(records)
+    assert first["answer"] == 1.0 and len(consumed) <= 64, "input must be read lazily, a chunk at a time"
+    rest = list(records)
+    assert len(rest) + 1 == 10_000 and max(llm.calls) <= 64
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="--model must be"):
+        ask.load_model("gpt")
+
+
+@pytest.mark.slow
+def test_command_line_with_the_committed_sft_adapter():
+    good, bad = "How many grams are in 3 kilograms?", "How many furlongs are in 3 parsecs?"
+    run = subprocess.run([sys.executable, "-m", "homework.ask", good, bad, "--model", "sft"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert f"Q: {good}" in run.stdout and "SFT: <answer>" in run.stdout
+    assert "skipped question 2 (no known unit right after the number)" in run.stderr
+    assert run.stdout.strip().splitlines()[-1].startswith("answered 1 question(s) with the SFT model")
+
+
+@pytest.mark.slow
+def test_command_line_with_nothing_readable_fails_in_one_line():
+    run = subprocess.run([sys.executable, "-m", "homework.ask", "-", "--model", "sft"], input="hello there\n",
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "skipped question 1 (no number in the question)" in run.stderr
