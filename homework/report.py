@@ -83,12 +83,12 @@ def _markdown(results: list[dict], when: str, machine: str) -> str:
     lines = [f"# Results ({when}, {machine})", "",
              "Made by `python -m homework.report`; every figure is the model's own greedy answer, "
              "checked within 5 % of the exact value.", "",
-             "| model | split | questions | accuracy | answer rate | " + " | ".join(DIMENSIONS) + " | dtype | time |",
+             "| model | split | questions | accuracy | answer rate | " + " | ".join(DIMENSIONS) + " | dtype | seconds |",
              "|---|---|---|---|---|" + "---|" * len(DIMENSIONS) + "---|---|"]
     for r in results:
         dims = " | ".join(f"{r['by_dimension'][d]:.2f}" if d in r["by_dimension"] else "-" for d in DIMENSIONS)
         lines.append(f"| {r['model'].upper()} | {r['split']} | {r['questions']} | {r['accuracy']:.3f} | "
-                     f"{r['answer_rate']:.3f} | {dims} | {r['dtype']} | {r['seconds']:.0f} s |")
+                     f"{r['answer_rate']:.3f} | {dims} | {r['dtype']} | {r['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
