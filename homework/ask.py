@@ -11,20 +11,21 @@ is only displayed; the model never sees it.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 from .base_llm import MAX_QUESTION_CHARS, BaseLLM, ModelUnavailable, question_prompt
 from .data import is_answer_valid
-from .units import BY_NAME, UnitError, format_number, parse_question
+from .units import BY_NAME, Conversion, UnitError, format_number, parse_question
 
 MODELS = ("rft", "sft", "cot")
 CHUNK = 64  # questions per generation call: a 10,000-line stdin is streamed, never held in memory at once
 
 
-def _adapter_dir(name: str) -> Path:
-    return Path(__file__).resolve().parent / f"{name}_model"
+def load_named(name: str) -> BaseLLM:
+    """The `load()` of homework.<name> (cot, sft or rft)."""
+    return importlib.import_module(f"homework.{name}").load()
 
 
 def load_model(name: str = "auto") -> tuple[str, BaseLLM]:
@@ -33,11 +34,11 @@ def load_model(name: str = "auto") -> tuple[str, BaseLLM]:
         raise ValueError(f"--model must be auto, {', '.join(MODELS)}; not {name!r}")
     candidates = MODELS if name == "auto" else (name,)
     for candidate in candidates:
-        if candidate != "cot" and name == "auto" and not (_adapter_dir(candidate) / "adapter_model.safetensors").exists():
+        if candidate != "cot" and name == "auto" and not (
+                importlib.import_module(f"homework.{candidate}").MODEL_DIR / "adapter_model.safetensors").exists():
             continue
         try:
-            module = __import__(f"homework.{candidate}", fromlist=["load"])
-            return candidate, module.load()
+            return candidate, load_named(candidate)
         except ModelUnavailable as err:
             if name != "auto":
                 raise
@@ -74,11 +75,10 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def check_question(question: str) -> str:
-    """The question as the model will see it; raises UnitError with a one-line reason if it cannot be read."""
+def check_question(question: str) -> tuple[str, Conversion]:
+    """The question as the model will see it and its conversion; UnitError with a one-line reason otherwise."""
     shown = question_prompt(question)
-    parse_question(shown)
-    return shown
+    return shown, parse_question(shown)
 
 
 def answer_questions(llm: BaseLLM, questions: Iterable[str], chunk: int = CHUNK) -> Iterator[dict]:
@@ -88,14 +88,13 @@ def answer_questions(llm: BaseLLM, questions: Iterable[str], chunk: int = CHUNK)
         ready = []
         for number, question in batch:
             try:
-                ready.append((number, question, check_question(question)))
+                ready.append((number, question, *check_question(question)))
             except UnitError as err:
                 yield {"number": number, "question": question, "error": str(err)}
         if not ready:
             continue
-        texts = llm.batched_generate([llm.format_prompt(shown) for _, _, shown in ready])
-        for (number, question, shown), text in zip(ready, texts):
-            conv = parse_question(shown)
+        texts = llm.batched_generate([llm.format_prompt(shown) for _, _, shown, _ in ready])
+        for (number, question, shown, conv), text in zip(ready, texts):
             value = llm.parse_answer(text)
             yield {"number": number, "question": question, "truncated": len(question.strip()) > len(shown),
                    "text": text.strip(), "answer": value, "unit": BY_NAME[conv.dst].plural,

@@ -113,7 +113,10 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     todo = [r for r in rows if r[0] not in kept and r[0] not in done]
     llm = _sampler(model)
     torch.manual_seed(seed)
-    prompt = (lambda q: f"{fact_hint(q)}. {q.strip()}" if fact_hint(q) else q) if hint and model != "cot" else str
+    def prompt(question: str) -> str:  # what the sampler is asked; the saved row keeps the bare question
+        fact = fact_hint(question) if hint and model != "cot" else ""
+        return f"{fact}. {question.strip()}" if fact else question
+
     naive = _naive_tokens_per_second(llm, [prompt(q) for q, *_ in todo[:naive_baseline]], oversample,
                                      temperature) if naive_baseline and todo else None
     stats = {"no tag": 0, "truncated": 0, "wrong value": 0, "ok": 0}

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .ask import load_named
 from .base_llm import ModelUnavailable, run_cli
 from .data import Dataset, benchmark, writable_dir
 from .units import BY_NAME, DIMENSIONS, UnitError, parse_question
@@ -48,8 +49,7 @@ def by_dimension(samples: list[dict]) -> dict[str, float]:
 
 
 def _load(name: str):
-    module = __import__(f"homework.{name}", fromlist=["load"])
-    return module.load()
+    return load_named(name)
 
 
 def evaluate(models, splits, max_question: int | None) -> list[dict]:
