@@ -143,6 +143,17 @@ def parse_answer(text: str) -> float:
         return float("nan")
 
 
+def _contiguous_input(module, args):
+    """Forward pre-hook for the LM head: hand it a contiguous input.
+
+    At the first generation step the head sees the last position of each row, a strided [rows, 1, hidden]
+    slice. Once the head's weight is frozen (as peft leaves it), torch.matmul cannot fold that slice into one
+    matrix product and runs a batched product over a per-row copy of the 49152 x 576 weight instead: 3.6 GB
+    and ~7 s for 64 rows on the 2-core CPU, measured with torch.profiler. A contiguous input folds.
+    """
+    return (args[0].contiguous(),) + tuple(args[1:])
+
+
 def _common_prefix(rows: list[list[int]]) -> list[int]:
     """Longest shared start of all rows, leaving every row at least one token of its own."""
     shortest = min(len(r) for r in rows) - 1
@@ -170,6 +181,9 @@ class BaseLLM:
         finally:
             hf_logging.set_verbosity(verbosity)
         self.model.eval()
+        head = self.model.get_output_embeddings()
+        if head is not None:
+            head.register_forward_pre_hook(_contiguous_input)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -98,3 +98,26 @@ def test_train_help_documents_the_arguments(module, words):
     text = run.stdout + run.stderr
     for word in words:
         assert word in text, (module, word)
+
+
+def test_frozen_head_is_not_copied_per_row(tiny_llm):
+    """With frozen weights (as under peft) the prefill's last-position slice must still meet the head as one
+    matrix product; without the contiguous-input hook torch runs a batched product over a per-row copy of
+    the vocabulary-sized weight (3.6 GB for 64 rows of the real model)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    vocab = tiny_llm.model.config.vocab_size
+
+    def head_copies() -> tuple[list[str], int]:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            texts = tiny_llm.batched_generate(QUESTIONS)
+        events = [e for e in prof.events() if e.name == "aten::bmm"]
+        return texts, sum(1 for e in events if e.input_shapes[1] and e.input_shapes[1][-1] == vocab)
+
+    expected = tiny_llm.batched_generate(QUESTIONS)
+    for p in tiny_llm.model.parameters():
+        p.requires_grad_(False)
+    texts, copies = head_copies()
+    assert texts == expected and copies == 0
+    tiny_llm.model.get_output_embeddings()._forward_pre_hooks.clear()
+    assert head_copies()[1] > 0  # the check itself sees the copy once the hook is gone
