@@ -102,19 +102,24 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
 
 
 def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozenset(),
-             balanced: bool = False) -> list[list]:
+             balanced: bool = False, dimensions: tuple[str, ...] = ()) -> list[list]:
     """n distinct (question, answer) rows.
 
     balanced: draw the dimension at random as usual, then cycle through that dimension's unit pairs and
     quantities 1..10 in shuffled passes, so no conversion is left with few or no rows by chance.
+    dimensions: with balanced, draw only these dimensions (e.g. the ones a model gets wrong most).
     """
+    unknown = set(dimensions) - set(DIMENSIONS)
+    if unknown or (dimensions and not balanced):
+        raise ValueError(f"dimensions must be some of {', '.join(DIMENSIONS)} and come with balanced"
+                         + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else ""))
     rng = random.Random(seed)
     rows, seen = [], set(exclude)
     pools: dict[str, list[Conversion]] = {d: [] for d in DIMENSIONS}
     while len(rows) < n:
         conv = None
         if balanced:
-            dimension = rng.choice(DIMENSIONS)
+            dimension = rng.choice(dimensions or DIMENSIONS)
             pool = pools[dimension]
             if not pool:
                 pool.extend(c for c in all_conversions() if BY_NAME[c.src].dimension == dimension)
@@ -140,7 +145,7 @@ def save_rows(rows: list, path: str | Path) -> Path:
 
 
 def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_valid: bool = True,
-         balanced: bool = False) -> str:
+         balanced: bool = False, dimensions: str | tuple[str, ...] = ()) -> str:
     """Write `n` generated questions to `path`.
 
     Args:
@@ -150,12 +155,15 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
         wide: quantities beyond 1..10 (decimals like 2.5 or 0.75, whole numbers up to 1000).
         exclude_valid: never emit a question that is in data/valid.json or data/valid_wide.json.
         balanced: every unit pair (and, unless wide, quantity 1..10) equally often, instead of random draws.
+        dimensions: with balanced, only these dimensions, comma-separated (e.g. time,length,volume).
     """
+    if isinstance(dimensions, str):
+        dimensions = tuple(d.strip() for d in dimensions.split(",") if d.strip())
     exclude = set()
     for valid in (DATA_DIR / "valid.json", DATA_DIR / "valid_wide.json"):
         if exclude_valid and valid.exists() and Path(path).resolve() != valid:
             exclude |= {row[0] for row in json.loads(valid.read_text())}
-    out = save_rows(generate(n, seed, wide, exclude, balanced), path)
+    out = save_rows(generate(n, seed, wide, exclude, balanced, tuple(dimensions)), path)
     return f"wrote {n} rows to {out}"
 
 

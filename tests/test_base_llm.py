@@ -121,3 +121,28 @@ def test_frozen_head_is_not_copied_per_row(tiny_llm):
     assert texts == expected and copies == 0
     tiny_llm.model.get_output_embeddings()._forward_pre_hooks.clear()
     assert head_copies()[1] > 0  # the check itself sees the copy once the hook is gone
+
+
+def test_inverse_cdf_sampler_draws_from_the_tempered_softmax():
+    from homework.base_llm import InverseCDFSampler
+
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, 0.5, -30.0])
+    temperature = 0.7
+    expected = torch.softmax(logits / temperature, -1)
+    torch.manual_seed(0)
+    out = InverseCDFSampler(temperature)(None, logits.repeat(40000, 1))
+    assert out.shape == (40000, 6)
+    assert ((out == 0).sum(-1) == 1).all() and (out.isinf().sum(-1) == 5).all()  # one token left per row
+    freq = torch.bincount(out.argmax(-1), minlength=6).float() / 40000
+    assert torch.allclose(freq, expected, atol=0.01), (freq, expected)  # 0.01 is > 4 standard errors
+    assert freq[5] == 0  # a token with probability ~1e-19 is never drawn
+    torch.manual_seed(0)
+    assert torch.equal(InverseCDFSampler(temperature)(None, logits.repeat(40000, 1)), out)  # seeded: repeats
+
+
+def test_sampling_is_seeded_and_varies(tiny_llm):
+    torch.manual_seed(1)
+    first = tiny_llm.batched_generate(QUESTIONS[:2], num_return_sequences=4, temperature=1.0)
+    torch.manual_seed(1)
+    assert tiny_llm.batched_generate(QUESTIONS[:2], num_return_sequences=4, temperature=1.0) == first
+    assert len(set(first[0])) > 1  # four samples of a random model at T=1 are not all the same text

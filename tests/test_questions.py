@@ -41,3 +41,35 @@ def test_question_parses_back_to_its_answer(seed, wide):
     assert conv.answer == pytest.approx(answer, rel=1e-6), question
     if not wide:
         assert conv.quantity in range(1, 11), question
+
+
+def _dimension(question: str) -> str:
+    from homework.units import BY_NAME
+
+    return BY_NAME[parse_question(question).src].dimension
+
+
+def test_balanced_covers_every_pair_of_the_chosen_dimensions():
+    from collections import Counter
+
+    from homework.units import UNITS
+
+    chosen = ("time", "volume")
+    rows = generate(1200, seed=4, balanced=True, dimensions=chosen)
+    wanted = {(a.name, b.name) for a in UNITS for b in UNITS
+              if a is not b and a.dimension == b.dimension and a.dimension in chosen}
+    pairs = Counter((parse_question(q).src, parse_question(q).dst) for q, _ in rows)
+    assert set(pairs) == wanted  # every pair of the chosen dimensions, nothing else
+    assert min(pairs.values()) >= 2 and max(pairs.values()) <= 2 * min(pairs.values()) + 2  # pairs evenly
+    share = sum(_dimension(q) == "time" for q, _ in rows) / len(rows)
+    assert 0.4 < share < 0.6  # dimensions drawn evenly
+
+
+def test_dimensions_need_balanced_and_known_names(tmp_path):
+    with pytest.raises(ValueError, match="unknown: weight"):
+        generate(10, seed=0, balanced=True, dimensions=("weight",))
+    with pytest.raises(ValueError, match="balanced"):
+        generate(10, seed=0, dimensions=("time",))
+    out = tmp_path / "q.json"
+    make(str(out), n=50, seed=0, balanced=True, dimensions="time, mass", exclude_valid=False)
+    assert {_dimension(q) for q, _ in json.loads(out.read_text())} == {"time", "mass"}
