@@ -107,7 +107,8 @@ def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozense
 
     balanced: draw the dimension at random as usual, then cycle through that dimension's unit pairs and
     quantities 1..10 in shuffled passes, so no conversion is left with few or no rows by chance.
-    dimensions: with balanced, draw only these dimensions (e.g. the ones a model gets wrong most).
+    dimensions: with balanced, draw only these dimensions (e.g. the ones a model gets wrong most); a name
+        given twice is drawn twice as often.
     """
     unknown = set(dimensions) - set(DIMENSIONS)
     if unknown or (dimensions and not balanced):
@@ -155,7 +156,8 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
         wide: quantities beyond 1..10 (decimals like 2.5 or 0.75, whole numbers up to 1000).
         exclude_valid: never emit a question that is in data/valid.json or data/valid_wide.json.
         balanced: every unit pair (and, unless wide, quantity 1..10) equally often, instead of random draws.
-        dimensions: with balanced, only these dimensions, comma-separated (e.g. time,length,volume).
+        dimensions: with balanced, only these dimensions, comma-separated (e.g. time,length,volume); a name
+            given twice is drawn twice as often (time,time,length: two time questions for each length one).
     """
     if isinstance(dimensions, str):
         dimensions = tuple(d.strip() for d in dimensions.split(",") if d.strip())

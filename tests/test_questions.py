@@ -73,3 +73,9 @@ def test_dimensions_need_balanced_and_known_names(tmp_path):
     out = tmp_path / "q.json"
     make(str(out), n=50, seed=0, balanced=True, dimensions="time, mass", exclude_valid=False)
     assert {_dimension(q) for q, _ in json.loads(out.read_text())} == {"time", "mass"}
+
+
+def test_a_dimension_named_twice_is_drawn_twice_as_often():
+    rows = generate(900, seed=6, balanced=True, dimensions=("time", "time", "volume"))
+    share = sum(_dimension(q) == "time" for q, _ in rows) / len(rows)
+    assert 0.6 < share < 0.73  # 2/3 expected
