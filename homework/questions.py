@@ -179,6 +179,6 @@ def write(n: int = 1000, valid_seed: int = 1, train_seed: int = 2, wide_seed: in
 
 
 if __name__ == "__main__":
-    import fire
+    from .base_llm import run_cli  # one `error:` line for a bad option, not a traceback
 
-    fire.Fire({"write": write, "make": make})
+    run_cli({"write": write, "make": make})

@@ -79,3 +79,16 @@ def test_a_dimension_named_twice_is_drawn_twice_as_often():
     rows = generate(900, seed=6, balanced=True, dimensions=("time", "time", "volume"))
     share = sum(_dimension(q) == "time" for q, _ in rows) / len(rows)
     assert 0.6 < share < 0.73  # 2/3 expected
+
+
+def test_make_command_reports_a_bad_dimension_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "q.json"
+    proc = subprocess.run([sys.executable, "-m", "homework.questions", "make", str(out), "--n", "5", "--balanced",
+                           "--dimensions", "weight"], capture_output=True, text=True)
+    assert proc.returncode == 1 and not out.exists()
+    assert proc.stderr.strip().splitlines() == [
+        "error: dimensions must be some of time, length, mass, volume, speed, data and come with balanced; "
+        "unknown: weight"]
