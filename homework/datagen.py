@@ -20,13 +20,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import base_llm
 from .base_llm import BaseLLM, parse_answer, run_cli
 from .cot import hint as fact_hint
 from .data import Dataset, is_answer_valid, load_rows, writable_dir
 from .questions import save_rows
 
 CLOSE = "</answer>"
-CHUNK_QUESTIONS = 16  # questions per sampling call; x oversample sequences go through generate together
 
 
 def judge(text: str, answer: float) -> tuple[str, str]:
@@ -122,8 +122,9 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     stats = {"no tag": 0, "truncated": 0, "wrong value": 0, "ok": 0}
     started, new_tokens = time.time(), 0
     with open(progress, "a") as prog, open(output.with_name(output.name + ".rejected.jsonl"), "a") as rejected:
-        for start in tqdm(range(0, len(todo), CHUNK_QUESTIONS), desc=f"sampling {model}", unit="chunk"):
-            chunk = todo[start:start + CHUNK_QUESTIONS]
+        per_step = max(1, base_llm.SAMPLE_CHUNK // oversample)  # one full generate call per recorded step
+        for start in tqdm(range(0, len(todo), per_step), desc=f"sampling {model}", unit="chunk"):
+            chunk = todo[start:start + per_step]
             samples = llm.batched_generate([llm.format_prompt(prompt(q)) for q, *_ in chunk],
                                            num_return_sequences=oversample, temperature=temperature)
             for (question, answer, *_), texts in zip(chunk, samples):

@@ -236,9 +236,10 @@ def _save(model, trainer, work_dir: Path, output_dir: Path, info: dict) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     history = [h for h in trainer.state.log_history if "loss" in h]
-    (tmp / FORMAT_FILE).write_text(json.dumps({
-        "prompt": "question.strip()", "completion": f"' <answer>{{{ANSWER_DIGITS} significant digits}}</answer>' + EOS",
-        **info}, indent=1) + "\n")
+    completion = {"rft": "' ' + accepted reasoning ending in '<answer>value</answer>' + EOS"}.get(
+        info["kind"], f"' <answer>{{{ANSWER_DIGITS} significant digits}}</answer>' + EOS")
+    (tmp / FORMAT_FILE).write_text(json.dumps({"prompt": "question.strip()", "completion": completion, **info},
+                                              indent=1) + "\n")
     (tmp / "loss.json").write_text(json.dumps([[h["step"], h["loss"]] for h in history]) + "\n")
     if (work_dir / "runs").exists():
         shutil.copytree(work_dir / "runs", tmp / "runs")

@@ -71,7 +71,8 @@ def test_keeps_shortest_correct_and_logs_rejects(tmp_path, questions, monkeypatc
 
 def test_interrupted_run_resumes_without_resampling(tmp_path, questions, monkeypatch):
     path, truth = questions
-    first = FakeSampler(truth, fail_after=datagen.CHUNK_QUESTIONS)  # dies on the second chunk
+    monkeypatch.setattr("homework.base_llm.SAMPLE_CHUNK", 32)  # 16 questions x 2 samples per step
+    first = FakeSampler(truth, fail_after=16)  # dies on the second chunk
     monkeypatch.setattr(datagen, "_sampler", lambda model: first)
     out = tmp_path / "rft.json"
     with pytest.raises(KeyboardInterrupt):

@@ -27,6 +27,8 @@ def test_round_trip(tiny_checkpoint, tmp_path, fp32):
                     learning_rate=1e-2, test_after=False)
     a, b = rft.load(out, checkpoint=tiny_checkpoint), rft.load(out, checkpoint=tiny_checkpoint)
     assert a.max_new_tokens == rft.MAX_NEW_TOKENS
+    card = json.loads((out / "prompt_format.json").read_text())
+    assert card["kind"] == "rft" and "reasoning" in card["completion"]  # not the SFT answer-only format
     ids = a.tokenizer("Convert 3 kg to pounds.", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.equal(a.model(ids).logits, b.model(ids).logits)
