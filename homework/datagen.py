@@ -6,8 +6,11 @@
     python -m homework.datagen data/rft.json --oversample 10 --temperature 0.6 --questions data/train.json
 
 For each question, sample `oversample` completions; accept one only through the benchmark's own
-`parse_answer` + `is_answer_valid`; keep the shortest correct one, cut after `</answer>`. Rows are
-[question, answer, reasoning]. Rejected samples go to `<output>.rejected.jsonl` with the reason.
+`parse_answer` + `is_answer_valid`, cut after `</answer>`. Among the accepted ones keep, by default
+(`--keep sound`), a *sound* one if there is any: the fact, the product and the answer in the trained shape
+and right (`reasoning_fault`); the 5 % check alone also passes "7 * 25.4 = 171.6" or "1 quart = 0.946
+quarts, so 946 = 946 * 2 = 1946", and a model trained on those learns them. `--keep shortest` keeps the
+shortest accepted one (rounds 1-7 of data/rft.json). Rows are [question, answer, reasoning]. Rejected samples go to `<output>.rejected.jsonl` with the reason.
 Interrupted runs resume: finished questions are recorded in `<output>.<model>.progress.jsonl` and never
 sampled again; the output JSON is only ever replaced whole (write beside, then rename).
 """
@@ -15,6 +18,7 @@ sampled again; the output JSON is only ever replaced whole (write beside, then r
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -25,8 +29,15 @@ from .base_llm import BaseLLM, parse_answer, run_cli
 from .cot import hint as fact_hint
 from .data import Dataset, is_answer_valid, load_rows, writable_dir
 from .questions import save_rows
+from .units import UnitError, factor, parse_question
 
 CLOSE = "</answer>"
+_NUM = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+# "1 <unit> = <f> <units>, so <q> <units> = <q> * <f> = <p>[ <units>]. <answer><p></answer>"
+_SOUND_SHAPE = re.compile(rf"1 [^=,]+ = (?P<f>{_NUM}) [^=,]+, so (?P<q>{_NUM}) [^=]+ = (?P<q2>{_NUM}) \* "
+                          rf"(?P<f2>{_NUM}) = (?P<p>{_NUM})(?: [^=.<]+)?\. <answer>(?P<a>{_NUM})</answer>")
+FACT_TOLERANCE = 0.01  # a fact stated to 3 significant digits is within 0.5 % of the registry's
+PRODUCT_TOLERANCE = 0.01  # a product written to 3 significant digits likewise
 
 
 def judge(text: str, answer: float) -> tuple[str, str]:
@@ -38,6 +49,28 @@ def judge(text: str, answer: float) -> tuple[str, str]:
         return "truncated", text
     reasoning = text[: end + len(CLOSE)].strip()
     return ("ok" if is_answer_valid(parse_answer(reasoning), answer) else "wrong value"), reasoning
+
+
+def reasoning_fault(question: str, reasoning: str) -> str:
+    """What is wrong with an accepted reasoning, or '' when it is sound: the trained shape (fact, then
+    quantity * factor = product, then the product as the answer), the question's own quantity, a fact within
+    1 % of the units registry's, a product within 1 % of the multiplication written, the answer equal to it."""
+    m = _SOUND_SHAPE.fullmatch(reasoning.strip())
+    if not m:
+        return "shape"
+    try:
+        conv = parse_question(question)
+    except UnitError:
+        return "question not understood"
+    f, q, q2, f2, p, a = (float(m[k]) for k in ("f", "q", "q2", "f2", "p", "a"))
+    if not q == q2 == conv.quantity:
+        return "quantity"
+    true = factor(conv.src, conv.dst)
+    if f != f2 or abs(f - true) > FACT_TOLERANCE * abs(true):
+        return "fact"
+    if abs(p - q * f) > PRODUCT_TOLERANCE * abs(q * f):
+        return "product"
+    return "" if a == p else "answer is not the product"
 
 
 def _sampler(model: str) -> BaseLLM:
@@ -86,7 +119,7 @@ def _read_progress(path: Path) -> dict[str, str | None]:
 
 def generate_dataset(output_json: str, oversample: int = 10, temperature: float = 0.6,
                      questions: str = "train", model: str = "cot", limit: int | None = None,
-                     hint: bool = False, seed: int = 0, naive_baseline: int = 0) -> str:
+                     hint: bool = False, seed: int = 0, naive_baseline: int = 0, keep: str = "sound") -> str:
     """Sample, filter and merge RFT rows into output_json.
 
     Args:
@@ -101,16 +134,24 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         seed: seeds the sampler; an uninterrupted run with the same seed, model and threads repeats itself.
         naive_baseline: first time a naive loop (one `model.generate` per question and sample, no batching,
             no shared prefix) on this many questions, and report its tokens/s beside the batched run's.
+        keep: sound (a sound accepted sample first, then the shortest; a question whose row in output_json
+            is not sound is sampled again, and its row replaced only by a sound one) or shortest (the shortest
+            accepted sample; questions with a row are never sampled again).
     """
     import torch
 
+    if keep not in ("sound", "shortest"):
+        raise ValueError(f"--keep must be sound or shortest, not {keep!r}")
     output = Path(output_json)
     writable_dir(output.parent)
     rows = Dataset(questions).data[:limit]
     kept = {r[0]: r for r in load_rows(output, (3,))} if output.exists() else {}
     progress = output.with_name(f"{output.name}.{model}.progress.jsonl")
     done = _read_progress(progress)
-    todo = [r for r in rows if r[0] not in kept and r[0] not in done]
+    def settled(question: str) -> bool:  # has a row that this run would not replace
+        return question in kept and (keep == "shortest" or not reasoning_fault(*kept[question][::2]))
+
+    todo = [r for r in rows if not settled(r[0]) and r[0] not in done]
     llm = _sampler(model)
     torch.manual_seed(seed)
     def prompt(question: str) -> str:  # what the sampler is asked; the saved row keeps the bare question
@@ -119,7 +160,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
 
     naive = _naive_tokens_per_second(llm, [prompt(q) for q, *_ in todo[:naive_baseline]], oversample,
                                      temperature) if naive_baseline and todo else None
-    stats = {"no tag": 0, "truncated": 0, "wrong value": 0, "ok": 0}
+    stats = {"no tag": 0, "truncated": 0, "wrong value": 0, "ok": 0, "sound": 0}
     started, new_tokens = time.time(), 0
     with open(progress, "a") as prog, open(output.with_name(output.name + ".rejected.jsonl"), "a") as rejected:
         per_step = max(1, base_llm.SAMPLE_CHUNK // oversample)  # one full generate call per recorded step
@@ -128,28 +169,35 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
             samples = llm.batched_generate([llm.format_prompt(prompt(q)) for q, *_ in chunk],
                                            num_return_sequences=oversample, temperature=temperature)
             for (question, answer, *_), texts in zip(chunk, samples):
-                best = None
+                best, best_rank = None, None
                 for text in texts:
                     new_tokens += len(llm.tokenizer(text, add_special_tokens=False).input_ids)
                     verdict, reasoning = judge(text, answer)
                     stats[verdict] += 1
                     if verdict != "ok":
                         rejected.write(json.dumps({"question": question, "reason": verdict, "text": text}) + "\n")
-                    elif best is None or len(reasoning) < len(best):
-                        best = reasoning
+                        continue
+                    loose = bool(reasoning_fault(question, reasoning))
+                    stats["sound"] += not loose
+                    rank = (loose and keep == "sound", len(reasoning))
+                    if best is None or rank < best_rank:
+                        best, best_rank = reasoning, rank
                 prog.write(json.dumps({"question": question, "answer": answer, "reasoning": best}) + "\n")
                 done[question] = best
             prog.flush()
     answers = {r[0]: r[1] for r in rows}
     for question, reasoning in done.items():
-        if reasoning and question in answers:
-            kept.setdefault(question, [question, answers[question], reasoning])
+        if not reasoning or question not in answers:
+            continue
+        if question not in kept or (keep == "sound" and not reasoning_fault(question, reasoning)):
+            kept[question] = [question, answers[question], reasoning]
     save_rows(list(kept.values()), output)
     progress.unlink(missing_ok=True)
     seconds = time.time() - started
     sampled = [r for r in rows if r[0] in done]
     yield_ = sum(1 for r in sampled if done[r[0]]) / max(len(sampled), 1)
-    print(f"samples: {stats}; yield {yield_:.2f} of {len(sampled)} questions; "
+    sound = sum(1 for r in sampled if done[r[0]] and not reasoning_fault(r[0], done[r[0]])) / max(len(sampled), 1)
+    print(f"samples: {stats}; yield {yield_:.2f} of {len(sampled)} questions (sound {sound:.2f}); "
           f"{new_tokens / max(seconds, 1e-9):.0f} new tokens/s over {seconds / 60:.1f} min"
           + (f" (naive per-question loop: {naive:.0f} tokens/s)" if naive else ""))
     return f"wrote {len(kept)} rows to {output}"

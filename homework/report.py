@@ -83,12 +83,13 @@ def _markdown(results: list[dict], when: str, machine: str) -> str:
     lines = [f"# Results ({when}, {machine})", "",
              "Made by `python -m homework.report`; every figure is the model's own greedy answer, "
              "checked within 5 % of the exact value.", "",
-             "| model | split | questions | accuracy | answer rate | " + " | ".join(DIMENSIONS) + " | dtype | seconds |",
-             "|---|---|---|---|---|" + "---|" * len(DIMENSIONS) + "---|---|"]
+             "| model | split | questions | accuracy | answer rate | " + " | ".join(DIMENSIONS)
+             + " | dtype | seconds | date |",
+             "|---|---|---|---|---|" + "---|" * len(DIMENSIONS) + "---|---|---|"]
     for r in results:
         dims = " | ".join(f"{r['by_dimension'][d]:.2f}" if d in r["by_dimension"] else "-" for d in DIMENSIONS)
         lines.append(f"| {r['model'].upper()} | {r['split']} | {r['questions']} | {r['accuracy']:.3f} | "
-                     f"{r['answer_rate']:.3f} | {dims} | {r['dtype']} | {r['seconds']:.0f} |")
+                     f"{r['answer_rate']:.3f} | {dims} | {r['dtype']} | {r['seconds']:.0f} | {r.get('date', when)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -139,8 +140,19 @@ def _plot_losses(path: Path) -> list[str]:
     return shown
 
 
+def _merge(old: dict, new: list[dict], machine: str) -> list[dict]:
+    """The new rows, plus the old rows of (model, split) pairs not evaluated now, each with its own date."""
+    if old.get("machine") != machine:
+        raise ValueError(f"the results to update were made on {old.get('machine')!r}, not {machine!r}; "
+                         "rerun without --update")
+    done = {(r["model"], r["split"]) for r in new}
+    kept = [{**r, "date": r.get("date", old["date"])} for r in old["results"] if (r["model"], r["split"]) not in done]
+    order = {m: i for i, m in enumerate(MODELS)}
+    return sorted(kept + new, key=lambda r: order.get(r["model"], len(order)))
+
+
 def report(models: str = ",".join(MODELS), splits: str = ",".join(SPLITS), max_question: int | None = None,
-           out: str = str(OUT_DIR)) -> str:
+           out: str = str(OUT_DIR), update: bool = False) -> str:
     """Benchmark the models present and write report.md, results.json and two PNG charts.
 
     Args:
@@ -148,6 +160,8 @@ def report(models: str = ",".join(MODELS), splits: str = ",".join(SPLITS), max_q
         splits: comma-separated data splits or JSON paths.
         max_question: only the first N questions of each split (default: all).
         out: output folder.
+        update: keep the rows of out/results.json for the models and splits not evaluated now (same
+            machine only), e.g. `--models rft --update` after retraining RFT; every row carries its date.
     """
     names = [m.strip() for m in str(models).split(",") if m.strip()]
     unknown = [m for m in names if m not in MODELS]
@@ -157,10 +171,16 @@ def report(models: str = ",".join(MODELS), splits: str = ",".join(SPLITS), max_q
     for split in split_names:
         Dataset(split)  # a missing or malformed file fails now, not after an hour of evaluation
     out_dir = writable_dir(out)
-    results = evaluate(names, split_names, max_question)
     when = datetime.date.today().isoformat()
     machine = (f"{platform.machine()} {'GPU ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}, "
                f"{torch.get_num_threads()} threads")
+    previous = out_dir / "results.json"
+    old = json.loads(previous.read_text()) if update and previous.exists() else None
+    if old is not None and old.get("machine") != machine:
+        _merge(old, [], machine)  # raises now, before any evaluation
+    results = [{**r, "date": when} for r in evaluate(names, split_names, max_question)]
+    if old is not None:
+        results = _merge(old, results, machine)
     (out_dir / "results.json").write_text(json.dumps({"date": when, "machine": machine, "results": results}, indent=1) + "\n")
     (out_dir / "report.md").write_text(_markdown(results, when, machine))
     _plot_dimensions(results, out_dir / "accuracy_by_dimension.png")

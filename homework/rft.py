@@ -46,7 +46,7 @@ def _build_data(tokenizer, rows: list) -> list[dict]:
 def train_model(output_dir: str = str(MODEL_DIR), data: str = str(DATA_DIR / "rft.json"), epochs: float = EPOCHS,
                 learning_rate: float = LEARNING_RATE, rank: int = LORA_RANK, batch_size: int = BATCH_SIZE,
                 seed: int = SEED, resume: bool = False, max_steps: int = -1, checkpoint: str | None = None,
-                test_after: bool = True) -> str:
+                test_after: bool = True, sound_only: bool = False, init_adapter: str | None = None) -> str:
     """Train the RFT LoRA adapter on [question, answer, reasoning] rows and save it to output_dir.
 
     Args:
@@ -61,12 +61,23 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = str(DATA_DIR / "rf
         max_steps: stop after this many steps (smoke runs); -1 trains the full schedule.
         checkpoint: base model (default: the embedded SmolLM2-135M-Instruct).
         test_after: benchmark on data/valid.json when done.
+        sound_only: train only on rows whose reasoning is sound (`homework.datagen.reasoning_fault`): the right
+            fact, the multiplication worked out right, its product as the answer.
+        init_adapter: go on training this saved adapter (e.g. homework/rft_model) instead of a fresh LoRA;
+            its rank is kept and its card is copied into the new one.
     """
+    from .datagen import reasoning_fault
+
     rows = load_rows(data, (3,), min_rows=1)
+    total = len(rows)
+    if sound_only:
+        rows = [r for r in rows if not reasoning_fault(r[0], r[2])]
     note = (f"accepted reasoning rows of {os.path.relpath(data)} (rounds of `python -m homework.datagen`, listed in "
-            "the project README), loss on the reasoning only")
+            "the project README)" + (f", only the sound ones (of {total})" if sound_only else "")
+            + ", loss on the reasoning only")
     return _train(Path(output_dir), _build_data, rows, epochs, learning_rate, rank, batch_size, seed, resume,
-                  max_steps, checkpoint, test_after, "rft", load, note)
+                  max_steps, checkpoint, test_after, "rft", load, note,
+                  init_adapter=Path(init_adapter) if init_adapter else None)
 
 
 def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None) -> BaseLLM:

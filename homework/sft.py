@@ -95,8 +95,11 @@ def _trainer_class():
     return AnswerLossTrainer
 
 
-def _build_model(llm: BaseLLM, rank: int):
-    from peft import LoraConfig, get_peft_model
+def _build_model(llm: BaseLLM, rank: int, init_adapter: Path | None = None):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if init_adapter is not None:  # go on training a saved adapter instead of a fresh one
+        return PeftModel.from_pretrained(llm.model, init_adapter, is_trainable=True)
 
     config = LoraConfig(r=rank, lora_alpha=4 * rank, lora_dropout=0.0, target_modules="all-linear",
                         bias="none", task_type="CAUSAL_LM")
@@ -141,7 +144,8 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
 
 
 def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batch_size, seed, resume,
-           max_steps, checkpoint, test_after, kind: str, load_fn, data_note: str) -> str:
+           max_steps, checkpoint, test_after, kind: str, load_fn, data_note: str,
+           init_adapter: Path | None = None) -> str:
     """Shared by the SFT and RFT trainers: build model and data, train with checkpoints, save, test."""
     from transformers import TrainingArguments, set_seed
 
@@ -150,7 +154,9 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
         raise DataError("no training rows")
     set_seed(seed)
     llm = BaseLLM(checkpoint)
-    model = _build_model(llm, rank)
+    model = _build_model(llm, rank, init_adapter)
+    if init_adapter is not None:
+        rank = model.peft_config["default"].r
     work_dir = output_dir.with_name(f".{output_dir.name}_work")
     dataset = build_data(llm.tokenizer, rows)
     args = TrainingArguments(
@@ -188,6 +194,10 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
         "train_minutes": round(minutes, 2), "dtype": str(llm.dtype).replace("torch.", ""),
         "device": llm.device, "threads": torch.get_num_threads(),
     }
+    if init_adapter is not None:
+        info["init_adapter"] = os.path.relpath(init_adapter)
+        card = Path(init_adapter) / "README.md"
+        info["init_card"] = card.read_text() if card.exists() else ""
     _save(model, trainer, work_dir, output_dir, info)
     shutil.rmtree(work_dir, ignore_errors=True)
     message = f"saved {kind} adapter to {output_dir} ({trainer.state.global_step} steps, {minutes:.1f} min)"
@@ -219,6 +229,11 @@ def _write_card(output_dir: Path, info: dict, summary: str | None) -> None:
     if summary:
         lines.append(f"- `python -m homework.{info['kind']} test` on data/valid.json (1000 questions, {info['dtype']}): "
                      f"`{summary}`")
+    if "init_adapter" in info:
+        lines[2] = (f"Made by `{command} --init_adapter {info['init_adapter']}` with the data and options below "
+                    f"(seed {info['seed']}), going on training the adapter described at the end.")
+        lines += ["", f"## Started from {info['init_adapter']}", ""]
+        lines += ["> " + line if line else ">" for line in info["init_card"].strip().splitlines()]
     (output_dir / "README.md").write_text("\n".join(lines) + "\n")
 
 

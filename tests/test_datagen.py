@@ -92,8 +92,73 @@ def test_later_round_only_samples_questions_without_a_row(tmp_path, questions, m
     out.write_text(json.dumps([[q0, truth[q0], f"<answer>{truth[q0]}</answer>"]]))
     sampler = FakeSampler(truth)
     monkeypatch.setattr(datagen, "_sampler", lambda model: sampler)
-    datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="rft")
+    datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="rft", keep="shortest")
     assert q0 not in sampler.seen and len(json.loads(out.read_text())) == 40
+
+
+Q = "How many feet are in 7 meters?"  # truth 22.9659; registry fact 1 meter = 3.28084 feet
+SOUND = [
+    ("1 meter = 3.28 feet, so 7 meters = 7 * 3.28 = 23. <answer>23</answer>", ""),              # 22.96: 0.2 %
+    ("1 meter = 3.28 feet, so 7 meters = 7 * 3.28 = 22.96 feet. <answer>22.96</answer>", ""),   # unit after product
+    ("1 meter = 3.28 feet, so 7 m = 7 * 3.28 = 23.5. <answer>23.5</answer>", "product"),        # passes 5 %, 2.4 % off
+    ("1 meter = 3.35 feet, so 7 m = 7 * 3.35 = 23.45. <answer>23.45</answer>", "fact"),         # passes 5 %, fact 2 % off
+    ("1 meter = 3.28 feet, so 7 m = 7 * 3.2 = 22.4. <answer>22.4</answer>", "fact"),            # fact copied wrong
+    ("1 meter = 3.28 feet, so 6 m = 6 * 3.28 = 22.96. <answer>22.96</answer>", "quantity"),     # not the question's
+    ("1 meter = 3.28 feet, so 7 m = 7 * 3.28 = 22.96. <answer>23</answer>", "answer is not the product"),
+    ("7 * 3.28 = 22.96. <answer>22.96</answer>", "shape"),                                      # no fact
+    ("1 meter = 3.28 feet, so 7 m = 22.96. <answer>22.96</answer>", "shape"),                   # no multiplication
+]
+
+
+@pytest.mark.parametrize("reasoning,fault", SOUND)
+def test_reasoning_fault(reasoning, fault):
+    assert datagen.reasoning_fault(Q, reasoning) == fault
+
+
+def test_reasoning_fault_reads_exponents_and_the_question():
+    q = "How many kilobytes are in 5 GB?"
+    assert datagen.reasoning_fault(q, "1 gigabyte = 1e6 kilobytes, so 5 GB = 5 * 1e6 = 5e6. <answer>5e6</answer>") == ""
+    assert datagen.reasoning_fault(q, "1 gigabyte = 1e6 kilobytes, so 5 GB = 5 * 1e6 = 5e5. <answer>5e5</answer>") \
+        == "product"
+    assert datagen.reasoning_fault("What is love?", SOUND[0][0]) == "question not understood"
+
+
+class SoundSampler(FakeSampler):
+    """First a short loose sample (right within 5 %, product not worked out), then a longer sound one."""
+
+    def batched_generate(self, prompts, num_return_sequences=None, temperature=0):
+        self.seen += prompts
+        out = []
+        for p in prompts:
+            n = int(p.split()[-2])
+            out.append([f"<answer>{self.truth[p]}</answer>",
+                        f"1 meter = 3.28 feet, so {n} meters = {n} * 3.28 = {n * 3.28:.4g}. <answer>{n * 3.28:.4g}</answer>"])
+        return out
+
+
+def test_keep_sound_prefers_and_upgrades_rows(tmp_path, questions, monkeypatch):
+    path, truth = questions
+    out = tmp_path / "rft.json"
+    q_loose, q_sound = list(truth)[:2]
+    sound_row = [q_sound, truth[q_sound], "1 meter = 3.28 feet, so 2 meters = 2 * 3.28 = 6.56. <answer>6.56</answer>"]
+    out.write_text(json.dumps([[q_loose, truth[q_loose], f"<answer>{truth[q_loose]}</answer>"], sound_row]))
+    sampler = SoundSampler(truth)
+    monkeypatch.setattr(datagen, "_sampler", lambda model: sampler)
+    datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="rft")
+    rows = {r[0]: r for r in json.loads(out.read_text())}
+    assert q_loose in sampler.seen, "a row that is not sound is sampled again"
+    assert q_sound not in sampler.seen and rows[q_sound] == sound_row
+    assert len(rows) == 40 and all(datagen.reasoning_fault(q, r[2]) == "" for q, r in rows.items())
+
+
+def test_keep_shortest_keeps_the_old_choice(tmp_path, questions, monkeypatch):
+    path, truth = questions
+    monkeypatch.setattr(datagen, "_sampler", lambda model: SoundSampler(truth))
+    out = tmp_path / "rft.json"
+    datagen.generate_dataset(str(out), oversample=2, questions=str(path), keep="shortest")
+    assert all(r[2] == f"<answer>{r[1]}</answer>" for r in json.loads(out.read_text()))
+    with pytest.raises(ValueError, match="--keep"):
+        datagen.generate_dataset(str(out), questions=str(path), keep="longest")
 
 
 def test_hint_is_in_the_sampling_prompt_but_not_in_the_rows(tmp_path, questions, monkeypatch):

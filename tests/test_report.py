@@ -43,3 +43,24 @@ def test_unknown_model_and_missing_split_fail_before_any_work(tmp_path):
         report.report(models="gpt", out=str(tmp_path))
     with pytest.raises(ValueError, match="no such file"):
         report.report(models="sft", splits=str(tmp_path / "none.json"), out=str(tmp_path))
+
+
+def test_update_keeps_the_rows_not_evaluated_now(tiny_llm, tmp_path, monkeypatch):
+    split = tmp_path / "small.json"
+    split.write_text(json.dumps([["How many feet are in 7 meters?", 22.9659]]))
+    monkeypatch.setattr(report, "_load", lambda name: tiny_llm)
+    out = tmp_path / "out"
+    report.report(models="cot,sft", splits=str(split), out=str(out))
+    first = json.loads((out / "results.json").read_text())
+    first["results"][0]["date"] = "2026-01-01"  # the CoT row, made "earlier"
+    (out / "results.json").write_text(json.dumps(first))
+    report.report(models="sft", splits=str(split), out=str(out), update=True)
+    rows = json.loads((out / "results.json").read_text())["results"]
+    assert [(r["model"], r["date"]) for r in rows] == [("cot", "2026-01-01"), ("sft", first["date"])]
+    assert "| 2026-01-01 |" in (out / "report.md").read_text()
+    report.report(models="sft", splits=str(split), out=str(out))  # without --update: only what ran
+    assert [r["model"] for r in json.loads((out / "results.json").read_text())["results"]] == ["sft"]
+    other = json.loads((out / "results.json").read_text()) | {"machine": "another machine"}
+    (out / "results.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="another machine"):
+        report.report(models="sft", splits=str(split), out=str(out), update=True)

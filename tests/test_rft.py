@@ -38,3 +38,24 @@ def test_round_trip(tiny_checkpoint, tmp_path, fp32):
 def test_missing_adapter_names_the_commands(tmp_path):
     with pytest.raises(ModelUnavailable, match="python -m homework.datagen data/rft.json"):
         rft.load(tmp_path / "rft_model")
+
+
+def test_sound_only_and_init_adapter(tiny_checkpoint, tmp_path, fp32):
+    from safetensors.torch import load_file
+
+    sound = "1 meter = 3.28 feet, so 7 meters = 7 * 3.28 = 22.96. <answer>22.96</answer>"
+    loose = "7 * 3.28 = 23.5. <answer>23.5</answer>"  # within 5 %, product wrong: not sound
+    data = tmp_path / "rft.json"
+    data.write_text(json.dumps([["How many feet are in 7 meters?", 22.97, sound]] * 5
+                               + [["How many feet are in 7 meters?", 22.97, loose]] * 11))
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = dict(data=str(data), checkpoint=tiny_checkpoint, max_steps=2, batch_size=4, test_after=False)
+    rft.train_model(output_dir=str(first), learning_rate=1e-2, rank=8, **common)
+    rft.train_model(output_dir=str(second), learning_rate=0.0, rank=4, sound_only=True, init_adapter=str(first),
+                    **common)
+    card = json.loads((second / "prompt_format.json").read_text())
+    assert card["rows"] == 5 and card["rank"] == 8, "only sound rows; the started adapter's rank is kept"
+    a, b = load_file(first / "adapter_model.safetensors"), load_file(second / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "lr 0 must leave the started weights"
+    readme = (second / "README.md").read_text()
+    assert "--init_adapter" in readme and "## Started from" in readme and "only the sound ones (of 16)" in readme
