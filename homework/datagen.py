@@ -10,7 +10,8 @@ For each question, sample `oversample` completions; accept one only through the 
 (`--keep sound`), a *sound* one if there is any: the fact, the product and the answer in the trained shape
 and right (`reasoning_fault`); the 5 % check alone also passes "7 * 25.4 = 171.6" or "1 quart = 0.946
 quarts, so 946 = 946 * 2 = 1946", and a model trained on those learns them. `--keep shortest` keeps the
-shortest accepted one (rounds 1-7 of data/rft.json). Rows are [question, answer, reasoning]. Rejected samples go to `<output>.rejected.jsonl` with the reason.
+shortest accepted one (rounds 1-7 of data/rft.json). Rows are [question, answer, reasoning]. Rejected
+samples go to `<output>.rejected.jsonl` with the reason.
 Interrupted runs resume: finished questions are recorded in `<output>.<model>.progress.jsonl` and never
 sampled again; the output JSON is only ever replaced whole (write beside, then rename).
 """
@@ -148,6 +149,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     kept = {r[0]: r for r in load_rows(output, (3,))} if output.exists() else {}
     progress = output.with_name(f"{output.name}.{model}.progress.jsonl")
     done = _read_progress(progress)
+
     def settled(question: str) -> bool:  # has a row that this run would not replace
         return question in kept and (keep == "shortest" or not reasoning_fault(*kept[question][::2]))
 

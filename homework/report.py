@@ -140,11 +140,8 @@ def _plot_losses(path: Path) -> list[str]:
     return shown
 
 
-def _merge(old: dict, new: list[dict], machine: str) -> list[dict]:
+def _merge(old: dict, new: list[dict]) -> list[dict]:
     """The new rows, plus the old rows of (model, split) pairs not evaluated now, each with its own date."""
-    if old.get("machine") != machine:
-        raise ValueError(f"the results to update were made on {old.get('machine')!r}, not {machine!r}; "
-                         "rerun without --update")
     done = {(r["model"], r["split"]) for r in new}
     kept = [{**r, "date": r.get("date", old["date"])} for r in old["results"] if (r["model"], r["split"]) not in done]
     order = {m: i for i, m in enumerate(MODELS)}
@@ -176,11 +173,12 @@ def report(models: str = ",".join(MODELS), splits: str = ",".join(SPLITS), max_q
                f"{torch.get_num_threads()} threads")
     previous = out_dir / "results.json"
     old = json.loads(previous.read_text()) if update and previous.exists() else None
-    if old is not None and old.get("machine") != machine:
-        _merge(old, [], machine)  # raises now, before any evaluation
+    if old is not None and old.get("machine") != machine:  # checked before an hour of evaluation, not after
+        raise ValueError(f"the results to update were made on {old.get('machine')!r}, not {machine!r}; "
+                         "rerun without --update")
     results = [{**r, "date": when} for r in evaluate(names, split_names, max_question)]
     if old is not None:
-        results = _merge(old, results, machine)
+        results = _merge(old, results)
     (out_dir / "results.json").write_text(json.dumps({"date": when, "machine": machine, "results": results}, indent=1) + "\n")
     (out_dir / "report.md").write_text(_markdown(results, when, machine))
     _plot_dimensions(results, out_dir / "accuracy_by_dimension.png")

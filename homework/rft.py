@@ -68,6 +68,8 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = str(DATA_DIR / "rf
     """
     from .datagen import reasoning_fault
 
+    if init_adapter and not (Path(init_adapter) / "adapter_config.json").exists():
+        raise ValueError(f"--init_adapter {init_adapter}: no saved adapter there (adapter_config.json)")
     rows = load_rows(data, (3,), min_rows=1)
     total = len(rows)
     if sound_only:

@@ -57,5 +57,7 @@ def test_sound_only_and_init_adapter(tiny_checkpoint, tmp_path, fp32):
     assert card["rows"] == 5 and card["rank"] == 8, "only sound rows; the started adapter's rank is kept"
     a, b = load_file(first / "adapter_model.safetensors"), load_file(second / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "lr 0 must leave the started weights"
+    with pytest.raises(ValueError, match="no saved adapter"):
+        rft.train_model(output_dir=str(second), init_adapter=str(tmp_path / "none"), **common)
     readme = (second / "README.md").read_text()
     assert "--init_adapter" in readme and "## Started from" in readme and "only the sound ones (of 16)" in readme
