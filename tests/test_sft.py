@@ -85,3 +85,40 @@ def test_adapter_for_another_base_is_refused(trained, tmp_path):
     # the tiny model's adapter has the wrong shapes for the embedded 135M model
     with pytest.raises(ModelUnavailable, match="does not fit this base model.*python -m homework.sft train"):
         sft.load_adapter(trained, sft.TRAIN_COMMAND)
+
+
+# logged losses (every 5 steps) of the round-10 RFT run at learning rate 2e-3: healthy, then diverged
+HEALTHY = [1.892, 1.189, 0.5957, 0.4518, 0.401, 0.3739, 0.4052, 0.3703, 0.3061, 0.359, 0.3533, 0.3476,
+           0.3579, 0.3311, 0.3474, 0.2683, 0.2964, 0.3061, 0.3124, 0.2726, 0.2679, 0.2662, 0.2488, 0.3079,
+           0.2686, 0.2451, 0.2364, 0.2687, 0.2606, 0.2541]
+DIVERGED = [2.449, 4.686, 3.676, 3.426, 4.919]
+
+
+@pytest.mark.parametrize("losses, stops_at", [
+    (HEALTHY, None),
+    (HEALTHY + DIVERGED, len(HEALTHY) + 3),                   # three logs in a row above 3x the best
+    (HEALTHY + [0.9, 0.26, 0.8, 0.25, 2.0, 0.3], None),       # single spikes are noise
+    ([0.5, 0.4, float("nan"), float("nan"), float("nan")], 5),
+    ([0.5, 0.4, float("inf"), 0.41, float("inf"), float("inf")], None),
+])
+def test_divergence_guard(losses, stops_at):
+    guard = sft.DivergenceGuard()
+    stopped = [i + 1 for i, loss in enumerate(losses) if guard.update(5 * (i + 1), loss)]
+    assert (stopped[0] if stopped else None) == stops_at
+    if stops_at:
+        assert stopped == list(range(stops_at, len(losses) + 1)), "stays stopped"
+        assert guard.reason.startswith(f"training loss rose from {min(l for l in losses if l == l):.3g}")
+
+
+def test_diverged_run_keeps_the_old_adapter(tiny_checkpoint, tmp_path, monkeypatch):
+    out = tmp_path / "sft_model"
+    out.mkdir()
+    (out / "adapter_config.json").write_text("{}")
+    monkeypatch.setenv("HOMEWORK_DTYPE", "float32")
+    monkeypatch.setattr(sft.DivergenceGuard, "factor", 0.0)  # every loss counts as blown up
+    monkeypatch.setattr(sft.DivergenceGuard, "patience", 1)
+    with pytest.raises(sft.TrainingDiverged, match=r"diverged .*step 5.*left as it was.*--learning_rate \(this run: 0.01\)"):
+        sft.train_model(output_dir=str(out), checkpoint=tiny_checkpoint, n_rows=64, batch_size=4, max_steps=40,
+                        learning_rate=1e-2, test_after=False)
+    assert [p.name for p in out.iterdir()] == ["adapter_config.json"] and (out / "adapter_config.json").read_text() == "{}"
+    assert not out.with_name(f".{out.name}_work").exists()
