@@ -40,9 +40,13 @@ BANDS = {
 }
 MAX_PARAMS = 380_000_000
 MEMORISE_GAP = 0.2  # file accuracy this far above fresh-question accuracy flags lookup or memorising
-AGREEMENT = 0.8  # share of probe answers that must match the grader's own greedy decoding
+# Share of probe answers that must match the grader's own greedy decoding. The package decodes in padded
+# batches and the grader one prompt at a time; in bf16 on a CPU that alone changes some long chain-of-thought
+# answers: the honest CoT model matched 31 of 40 probes (78 %, 2026-11-26), so the old 0.8 on 10 probes
+# failed it about one grading in three. A lookup of dataset answers matches ~0 % of fresh questions.
+AGREEMENT = 0.6
 N_QUESTIONS = 100  # validation questions per model case (the course's size), and as many fresh ones
-N_PROBE = 10  # fresh questions re-decoded by the grader and re-asked with the adapter switched off
+N_PROBE = 30  # fresh questions re-decoded by the grader and re-asked with the adapter switched off
 CASE_TIMEOUT = 900  # seconds per case, model load included
 WORKER = Path(__file__).resolve().parent / "worker.py"
 
