@@ -180,13 +180,15 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
     """
     note = (f"rows of {os.path.relpath(data)}" if data else "generated questions (`homework/questions.py`, balanced over unit "
             "pairs, no validation question)") + ", loss on the answer only"
+    flags = f"--data {os.path.relpath(data)}" if data else (f"--n_rows {n_rows}" if n_rows != N_ROWS else "")
     return _train(Path(output_dir), _build_data, training_rows(n_rows, seed, data), epochs, learning_rate,
-                  rank, batch_size, seed, resume, max_steps, checkpoint, test_after, "sft", load_adapter, note)
+                  rank, batch_size, seed, resume, max_steps, checkpoint, test_after, "sft", load_adapter, note,
+                  data_flags=flags)
 
 
 def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batch_size, seed, resume,
            max_steps, checkpoint, test_after, kind: str, load_fn, data_note: str,
-           init_adapter: Path | None = None) -> str:
+           init_adapter: Path | None = None, data_flags: str = "") -> str:
     """Shared by the SFT and RFT trainers: build model and data, train with checkpoints, save, test."""
     from transformers import TrainingArguments, set_seed
 
@@ -241,8 +243,10 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
         "train_minutes": round(minutes, 2), "dtype": str(llm.dtype).replace("torch.", ""),
         "device": llm.device, "threads": torch.get_num_threads(),
     }
+    if data_flags:
+        info["data_flags"] = data_flags
     if init_adapter is not None:
-        info["init_adapter"] = os.path.relpath(init_adapter)
+        info["init_adapter"] = str(init_adapter)
         card = Path(init_adapter) / "README.md"
         info["init_card"] = card.read_text() if card.exists() else ""
     _save(model, trainer, work_dir, output_dir, info)
@@ -262,11 +266,15 @@ def _write_card(output_dir: Path, info: dict, summary: str | None) -> None:
     """The adapter's model card: how it was made and, once tested, how well it does."""
     import platform
 
-    command = f"python -m homework.{info['kind']} train"
+    # the options spelled out, so the command still reproduces the adapter after a default changes
+    command = (f"python -m homework.{info['kind']} train --epochs {info['epochs']:g} --learning_rate "
+               f"{info['learning_rate']:g} --batch_size {info['batch_size']} --seed {info['seed']}"
+               + (f" --init_adapter {info['init_adapter']}" if "init_adapter" in info else f" --rank {info['rank']}")
+               + (f" {info['data_flags']}" if "data_flags" in info else ""))
     lines = [
         f"# {info['kind'].upper()} LoRA adapter for {info['base_model']}", "",
-        f"Made by `{command}` (seed {info['seed']}); the same command reproduces it up to CPU/thread "
-        "nondeterminism in floating-point sums.", "",
+        f"Made by `{command}`; the same command reproduces it up to CPU/thread nondeterminism in "
+        "floating-point sums.", "",
         f"- data: {info['rows']} {info['data']}",
         f"- LoRA: rank {info['rank']}, alpha {info['alpha']}, all linear layers; AdamW lr {info['learning_rate']}, "
         f"cosine, batch {info['batch_size']}, {info['epochs']} epoch(s), {info['steps']} steps",
@@ -277,8 +285,7 @@ def _write_card(output_dir: Path, info: dict, summary: str | None) -> None:
         lines.append(f"- `python -m homework.{info['kind']} test` on data/valid.json (1000 questions, {info['dtype']}): "
                      f"`{summary}`")
     if "init_adapter" in info:
-        lines[2] = (f"Made by `{command} --init_adapter {info['init_adapter']}` with the data and options below "
-                    f"(seed {info['seed']}), going on training the adapter described at the end.")
+        lines[2] = f"Made by `{command}`, going on training the adapter described at the end."
         lines += ["", f"## Started from {info['init_adapter']}", ""]
         lines += ["> " + line if line else ">" for line in info["init_card"].strip().splitlines()]
     (output_dir / "README.md").write_text("\n".join(lines) + "\n")

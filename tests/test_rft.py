@@ -1,6 +1,7 @@
 """RFT: labels on the reasoning only, and a train -> save -> load round trip on the tiny model."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -60,4 +61,6 @@ def test_sound_only_and_init_adapter(tiny_checkpoint, tmp_path, fp32):
     with pytest.raises(ValueError, match="no saved adapter"):
         rft.train_model(output_dir=str(second), init_adapter=str(tmp_path / "none"), **common)
     readme = (second / "README.md").read_text()
-    assert "--init_adapter" in readme and "## Started from" in readme and "only the sound ones (of 16)" in readme
+    assert (f"Made by `python -m homework.rft train --epochs 2 --learning_rate 0 --batch_size 4 --seed 0 --init_adapter "
+            f"{first} --data {os.path.relpath(data)} --sound_only`, going on") in readme
+    assert "## Started from" in readme and "only the sound ones (of 16)" in readme

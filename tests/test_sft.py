@@ -50,6 +50,9 @@ def test_training_writes_adapter_card_and_curve(trained):
     assert not trained.with_name(f".{trained.name}_work").exists(), "checkpoints left behind"
     fmt = json.loads((trained / sft.FORMAT_FILE).read_text())
     assert fmt["steps"] == 4 and fmt["rank"] == sft.LORA_RANK
+    # the card's command spells out the options, so a later change of a default does not falsify it
+    assert ("Made by `python -m homework.sft train --epochs 1 --learning_rate 0.01 --batch_size 8 --seed 0 "
+            f"--rank {sft.LORA_RANK} --n_rows 64`;") in (trained / "README.md").read_text()
 
 
 def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
