@@ -125,3 +125,42 @@ def test_diverged_run_keeps_the_old_adapter(tiny_checkpoint, tmp_path, monkeypat
                         learning_rate=1e-2, test_after=False)
     assert [p.name for p in out.iterdir()] == ["adapter_config.json"] and (out / "adapter_config.json").read_text() == "{}"
     assert not out.with_name(f".{out.name}_work").exists()
+
+
+def test_bf16_training_keeps_an_fp32_adapter_and_the_same_loss(tiny_checkpoint, tokenizer):
+    """bf16 base weights: the adapter stays fp32 (what is saved and updated), runs under autocast, and the
+    loss and adapter gradients agree with peft's own fp32 path to bf16 precision."""
+    from homework.base_llm import BaseLLM
+
+    rows = [sft.tokenize(tokenizer, q, a) for q, a in [("Convert 1 m to ft.", 3.28), ("How many g in 2 kg?", 2000)]]
+    batch = sft.PadCollator(tokenizer.pad_token_id)(rows)
+    torch.manual_seed(0)
+    model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.bfloat16), rank=4)
+    adapter = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert adapter and all(p.dtype == torch.float32 for p in adapter.values())
+    for p in adapter.values():  # lora_B starts at zero; give it weight so both adapter matrices get gradients
+        torch.nn.init.normal_(p, std=0.05)
+    assert model.get_base_model().config._attn_implementation == "eager"
+
+    def loss_and_grads(autocast: bool):
+        model.zero_grad()
+        if autocast:
+            loss = sft.answer_loss(model, batch)
+        else:  # the stock path: peft casts each input to the fp32 adapter, no autocast
+            for m in model.modules():
+                if hasattr(m, "cast_input_dtype_enabled"):
+                    m.cast_input_dtype_enabled = True
+            base = model.get_base_model()
+            hidden = base.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            keep = batch["labels"][:, 1:] != -100
+            loss = torch.nn.functional.cross_entropy(base.lm_head(hidden[:, :-1][keep]).float(),
+                                                     batch["labels"][:, 1:][keep])
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in adapter.items()}
+
+    fast, fast_grads = loss_and_grads(autocast=True)
+    stock, stock_grads = loss_and_grads(autocast=False)
+    assert fast == pytest.approx(stock, rel=0.02)
+    for name, grad in fast_grads.items():
+        assert grad.dtype == torch.float32 and grad.abs().sum() > 0, name
+        assert torch.nn.functional.cosine_similarity(grad.flatten(), stock_grads[name].flatten(), dim=0) > 0.95, name
