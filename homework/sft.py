@@ -146,7 +146,8 @@ def _trainer_class():
 def _build_model(llm: BaseLLM, rank: int, init_adapter: Path | None = None):
     """The base model with a trainable LoRA adapter, set up for fast training on this device.
 
-    Two settings, measured on the 2-core CPU (bf16, batch 32 of ~28-token rows; `python -m homework.sft speed`):
+    Two settings, timed on the 2-core CPU by a scratch loop over this function and `answer_loss` (bf16, batch 32
+    of ~28-token rows, 2026-11-26; `python -m homework.sft speed` times the whole set-up against the plain one):
     eager attention instead of SDPA, whose CPU backward spent 17 % of the step on these short rows (2.06 ->
     1.77 s/step); and the adapter kept in fp32 but run in bf16 under autocast, instead of peft casting every
     activation to fp32 in front of each of the 210 adapted layers (1.77 -> 1.38 s/step). The saved adapter is
