@@ -67,6 +67,12 @@ def _quantity(rng: random.Random, wide: bool) -> float:
     return float(rng.randint(11, 1000))
 
 
+def is_wide(question: str) -> bool:
+    """True when the question's quantity is not one of the course's whole numbers 1..10."""
+    quantity = parse_question(question).quantity
+    return not (quantity.is_integer() and 1 <= quantity <= 10)
+
+
 def _write_quantity(q: float) -> str:
     return f"{q:g}" if q < 1e6 else f"{q:,.0f}"
 

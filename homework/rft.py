@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .base_llm import BaseLLM, question_prompt, run_cli
 from .data import DATA_DIR, load_rows
+from .questions import is_wide
 from .sft import LORA_RANK, RESUME_HINT, SEED, _test, _train, load_adapter
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
@@ -46,7 +47,8 @@ def _build_data(tokenizer, rows: list) -> list[dict]:
 def train_model(output_dir: str = str(MODEL_DIR), data: str = str(DATA_DIR / "rft.json"), epochs: float = EPOCHS,
                 learning_rate: float = LEARNING_RATE, rank: int = LORA_RANK, batch_size: int = BATCH_SIZE,
                 seed: int = SEED, resume: bool = False, max_steps: int = -1, checkpoint: str | None = None,
-                test_after: bool = True, sound_only: bool = False, init_adapter: str | None = None) -> str:
+                test_after: bool = True, sound_only: bool = False, wide_only: bool = False,
+                init_adapter: str | None = None) -> str:
     """Train the RFT LoRA adapter on [question, answer, reasoning] rows and save it to output_dir.
 
     Args:
@@ -63,6 +65,8 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = str(DATA_DIR / "rf
         test_after: benchmark on data/valid.json when done.
         sound_only: train only on rows whose reasoning is sound (`homework.datagen.reasoning_fault`): the right
             fact, the multiplication worked out right, its product as the answer.
+        wide_only: train only on rows whose quantity is not a whole number 1..10 (`homework.questions.is_wide`),
+            e.g. to go on training an adapter on the longer multiplications it gets wrong most.
         init_adapter: go on training this saved adapter (e.g. homework/rft_model) instead of a fresh LoRA;
             its rank is kept and its card is copied into the new one.
     """
@@ -74,11 +78,14 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = str(DATA_DIR / "rf
     total = len(rows)
     if sound_only:
         rows = [r for r in rows if not reasoning_fault(r[0], r[2])]
+    if wide_only:
+        rows = [r for r in rows if is_wide(r[0])]
     note = (f"accepted reasoning rows of {os.path.relpath(data)} (rounds of `python -m homework.datagen`, listed in "
-            "the project README)" + (f", only the sound ones (of {total})" if sound_only else "")
+            "the project README)" + (", only the sound ones" if sound_only else "") + (", only the wide ones" if wide_only else "")
+            + (f" (of {total})" if sound_only or wide_only else "")
             + ", loss on the reasoning only")
     flags = ((f"--data {os.path.relpath(data)}" if Path(data).resolve() != DATA_DIR / "rft.json" else "")
-             + (" --sound_only" if sound_only else "")).strip()
+             + (" --sound_only" if sound_only else "") + (" --wide_only" if wide_only else "")).strip()
     return _train(Path(output_dir), _build_data, rows, epochs, learning_rate, rank, batch_size, seed, resume,
                   max_steps, checkpoint, test_after, "rft", load, note,
                   init_adapter=Path(init_adapter) if init_adapter else None, data_flags=flags)

@@ -6,7 +6,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from homework.questions import generate, make, make_question
+from homework.questions import generate, is_wide, make, make_question
 from homework.units import parse_question
 
 
@@ -41,6 +41,28 @@ def test_question_parses_back_to_its_answer(seed, wide):
     assert conv.answer == pytest.approx(answer, rel=1e-6), question
     if not wide:
         assert conv.quantity in range(1, 11), question
+
+
+@pytest.mark.parametrize("question, wide", [
+    ("How many feet are in 7 meters?", False),
+    ("How many feet are in 10 meters?", False),
+    ("How many feet are in 1 meter?", False),
+    ("How many feet are in 11 meters?", True),
+    ("How many feet are in 2.5 meters?", True),
+    ("What is 0.75 kg in pounds?", True),
+    ("Convert 1,000 grams to kilograms.", True),
+])
+def test_is_wide_means_outside_the_whole_numbers_1_to_10(question, wide):
+    assert is_wide(question) is wide
+
+
+def test_shipped_validation_splits_are_in_and_beyond_1_to_10():
+    from homework.data import DATA_DIR
+
+    valid = json.loads((DATA_DIR / "valid.json").read_text())
+    wide = json.loads((DATA_DIR / "valid_wide.json").read_text())
+    assert not any(is_wide(q) for q, _ in valid)
+    assert sum(is_wide(q) for q, _ in wide) > 0.9 * len(wide)  # a drawn 3.0 or 7.0 is in range
 
 
 def _dimension(question: str) -> str:

@@ -64,3 +64,17 @@ def test_sound_only_and_init_adapter(tiny_checkpoint, tmp_path, fp32):
     assert (f"Made by `python -m homework.rft train --epochs 2 --learning_rate 0 --batch_size 4 --seed 0 --init_adapter "
             f"{first} --data {os.path.relpath(data)} --sound_only`, going on") in readme
     assert "## Started from" in readme and "only the sound ones (of 16)" in readme
+
+
+def test_wide_only_keeps_the_rows_beyond_1_to_10(tiny_checkpoint, tmp_path, fp32):
+    reasoning = "1 meter = 3.28 feet, so {q} meters = {q} * 3.28 = {p}. <answer>{p}</answer>"
+    rows = [[f"How many feet are in {q} meters?", q * 3.2808, reasoning.format(q=q, p=round(q * 3.28, 2))]
+            for q in (7, 10, 2.5, 0.75, 35, 1, 420)]
+    data = tmp_path / "rft.json"
+    data.write_text(json.dumps(rows))
+    out = tmp_path / "wide"
+    rft.train_model(output_dir=str(out), data=str(data), checkpoint=tiny_checkpoint, max_steps=1, batch_size=2,
+                    wide_only=True, test_after=False)
+    assert json.loads((out / "prompt_format.json").read_text())["rows"] == 4  # 2.5, 0.75, 35, 420
+    readme = (out / "README.md").read_text()
+    assert "--wide_only`" in readme and "only the wide ones (of 7)" in readme
