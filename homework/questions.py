@@ -56,9 +56,12 @@ def _form(unit_name: str, quantity: float, rng: random.Random) -> str:
     return rng.choice(unit.aliases or (unit.plural,))
 
 
+LOW, HIGH = 1, 10  # the course's quantities: the whole numbers LOW..HIGH; wide ones lie beyond
+
+
 def _quantity(rng: random.Random, wide: bool) -> float:
     if not wide:
-        return float(rng.randint(1, 10))
+        return float(rng.randint(LOW, HIGH))
     kind = rng.random()
     if kind < 0.35:
         return rng.choice([0.25, 0.5, 0.75, 1.5, 2.5, 3.5, 4.5, 7.5, 0.1, 0.2])
@@ -68,9 +71,9 @@ def _quantity(rng: random.Random, wide: bool) -> float:
 
 
 def is_wide(question: str) -> bool:
-    """True when the question's quantity is not one of the course's whole numbers 1..10."""
+    """True when the question's quantity is not one of the course's whole numbers LOW..HIGH."""
     quantity = parse_question(question).quantity
-    return not (quantity.is_integer() and 1 <= quantity <= 10)
+    return not (quantity.is_integer() and LOW <= quantity <= HIGH)
 
 
 def _write_quantity(q: float) -> str:
@@ -86,7 +89,7 @@ def _pair(rng: random.Random) -> tuple[str, str]:
 def all_conversions() -> list[Conversion]:
     """Every (source, target, quantity 1..10) the course-style data can ask: 244 unit pairs x 10."""
     return [Conversion(float(q), a.name, b.name) for a in UNITS for b in UNITS
-            if a is not b and a.dimension == b.dimension for q in range(1, 11)]
+            if a is not b and a.dimension == b.dimension for q in range(LOW, HIGH + 1)]
 
 
 def make_question(rng: random.Random, wide: bool = False, conv: Conversion | None = None) -> tuple[str, float]:

@@ -76,16 +76,14 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = str(DATA_DIR / "rf
         raise ValueError(f"--init_adapter {init_adapter}: no saved adapter there (adapter_config.json)")
     rows = load_rows(data, (3,), min_rows=1)
     total = len(rows)
-    if sound_only:
-        rows = [r for r in rows if not reasoning_fault(r[0], r[2])]
-    if wide_only:
-        rows = [r for r in rows if is_wide(r[0])]
+    keeps = {"sound": lambda r: not reasoning_fault(r[0], r[2]), "wide": lambda r: is_wide(r[0])}
+    chosen = [name for name, on in (("sound", sound_only), ("wide", wide_only)) if on]
+    rows = [r for r in rows if all(keeps[name](r) for name in chosen)]
     note = (f"accepted reasoning rows of {os.path.relpath(data)} (rounds of `python -m homework.datagen`, listed in "
-            "the project README)" + (", only the sound ones" if sound_only else "") + (", only the wide ones" if wide_only else "")
-            + (f" (of {total})" if sound_only or wide_only else "")
-            + ", loss on the reasoning only")
+            "the project README)" + "".join(f", only the {name} ones" for name in chosen)
+            + (f" (of {total})" if chosen else "") + ", loss on the reasoning only")
     flags = ((f"--data {os.path.relpath(data)}" if Path(data).resolve() != DATA_DIR / "rft.json" else "")
-             + (" --sound_only" if sound_only else "") + (" --wide_only" if wide_only else "")).strip()
+             + "".join(f" --{name}_only" for name in chosen)).strip()
     return _train(Path(output_dir), _build_data, rows, epochs, learning_rate, rank, batch_size, seed, resume,
                   max_steps, checkpoint, test_after, "rft", load, note,
                   init_adapter=Path(init_adapter) if init_adapter else None, data_flags=flags)
