@@ -33,6 +33,46 @@ def test_collator_pads_right_and_masks_padding(tokenizer):
     assert (batch["labels"][0, short:] == -100).all() and (batch["attention_mask"][0, short:] == 0).all()
 
 
+def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
+    """Packing rows end to end (own positions, block-diagonal mask) changes the token count, not the loss."""
+    from homework.base_llm import BaseLLM
+
+    questions = [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons?", 3e6),
+                 ("What is 7 hours expressed in minutes?", 420), ("6 B to gigabytes?", 6e-9), ("1 mi in km?", 1.61)]
+    rows = [sft.tokenize(tokenizer, q, a) for q, a in questions]
+    packed = sft.PackCollator(tokenizer.pad_token_id, width=40)(rows)
+    assert packed["input_ids"].shape[0] < len(rows) and packed["input_ids"].shape[1] <= 40
+    assert (packed["labels"] != -100).sum() == sum(sum(l != -100 for l in r["labels"]) for r in rows)
+    assert sorted(packed["input_ids"][packed["segments"] >= 0].tolist()) == sorted(t for r in rows for t in r["input_ids"])
+    torch.manual_seed(0)
+    model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # a non-zero adapter, so the check covers it too
+            torch.nn.init.normal_(p, std=0.05)
+    with torch.no_grad():
+        padded_loss = sft.answer_loss(model, sft.PadCollator(tokenizer.pad_token_id)(rows))
+        packed_loss = sft.answer_loss(model, packed)
+        shuffled = sft.answer_loss(model, sft.PackCollator(tokenizer.pad_token_id, width=40)(rows[::-1]))
+    assert packed_loss.item() == pytest.approx(padded_loss.item(), rel=1e-5)
+    assert shuffled.item() == pytest.approx(padded_loss.item(), rel=1e-5)
+    # and the mask matters: one sequence with every row seeing the rows before it gives another loss
+    leaky = dict(packed, segments=torch.zeros_like(packed["segments"]))
+    with torch.no_grad():
+        assert sft.answer_loss(model, leaky).item() != pytest.approx(padded_loss.item(), rel=1e-3)
+
+
+def test_first_layer_puts_the_adapter_on_the_upper_blocks_only(tiny_checkpoint):
+    from homework.base_llm import BaseLLM
+
+    model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4, first_layer=1)
+    adapted = {n.split(".lora_A")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
+    assert adapted and all(".layers.1." in n for n in adapted)
+    assert {n.rsplit(".", 1)[1] for n in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                      "down_proj"}
+    with pytest.raises(ValueError, match="first_layer must lie in 0..1"):
+        sft._lora_targets(BaseLLM(tiny_checkpoint, dtype=torch.float32).model, 2)
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("sft") / "sft_model"
@@ -52,7 +92,7 @@ def test_training_writes_adapter_card_and_curve(trained):
     assert fmt["steps"] == 4 and fmt["rank"] == sft.LORA_RANK
     # the card's command spells out the options, so a later change of a default does not falsify it
     assert ("Made by `python -m homework.sft train --epochs 1 --learning_rate 0.01 --batch_size 8 --seed 0 "
-            f"--rank {sft.LORA_RANK} --n_rows 64`;") in (trained / "README.md").read_text()
+            f"--rank {sft.LORA_RANK} --n_rows 64 --adam_beta2 {sft.ADAM_BETA2:g}`;") in (trained / "README.md").read_text()
 
 
 def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
