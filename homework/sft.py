@@ -33,14 +33,15 @@ TRAIN_COMMAND = "python -m homework.sft train"
 
 # Defaults, chosen by measurement on the 2-core CPU (see sft_model/README.md).
 N_ROWS = 12000  # generated training questions: 9.0 min at ~22 rows/s on the 2-core CPU of 2026-11-26; that CPU ran
-# ~1.6x slower on 2026-11-27 (14.0 min for the committed adapter: see README, Results)
+# 1.4-1.5x slower on 2026-11-27 (13.2 min for the committed adapter: see README, Results)
 EPOCHS = 1
 LORA_RANK = 16  # 4.9 M adapter parameters, saved in fp32: 19.6 MB, under the 20 MB limit
 LORA_ALPHA = 4 * LORA_RANK  # alpha = 4 x rank: a larger effective LR on the adapter for short runs
 # Batch 16 at 1.5e-3 (750 steps) scored 0.534 on data/valid.json where batch 32 at 2e-3 (375 steps) scored
-# 0.502, both with beta2 0.95 on the same 12,000 rows, at about the same rows per second once rows are packed
-# (2026-11-27). Before packing, batch 16 was slower per row and lost (README, "What did not work").
-LEARNING_RATE = 1.5e-3
+# 0.502, both with beta2 0.95 on the same 12,000 rows, at about the same rows per second once rows are packed;
+# at batch 16, 1e-3 scored 0.554, 7e-4 0.500, and 2e-3 trailed 1.5e-3 in loss (2026-11-27; README, "What did
+# not work").
+LEARNING_RATE = 1e-3
 BATCH_SIZE = 16  # rows per optimizer step; rows are ~22 tokens, packed end to end (PackCollator)
 # AdamW's second-moment decay. With the default 0.999 the loss spiked now and then (grad norm 9-54 at lr 2e-3
 # to 3e-3, rank 32 or LoRA+) and lost ground; 0.95 trained smoother on the same batches (loss 0.405 against
@@ -247,18 +248,18 @@ def _build_data(tokenizer, rows: list) -> list[dict]:
     return [tokenize(tokenizer, q, a) for q, a, *_ in rows]
 
 
-def training_rows(n_rows: int, seed: int, data: str | None = None) -> list:
+def training_rows(n_rows: int, seed: int, data: str | None = None, dimensions: tuple[str, ...] = ()) -> list:
     if data:
         return load_rows(data, min_rows=1)
     valid = {q for q, *_ in load_rows(DATA_DIR / "valid.json")} if (DATA_DIR / "valid.json").exists() else set()
-    return generate(n_rows, seed=1000 + seed, exclude=valid, balanced=True)
+    return generate(n_rows, seed=1000 + seed, exclude=valid, balanced=True, dimensions=dimensions)
 
 
 def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: float = EPOCHS,
                 learning_rate: float = LEARNING_RATE, rank: int = LORA_RANK, batch_size: int = BATCH_SIZE,
                 seed: int = SEED, data: str | None = None, resume: bool = False, max_steps: int = -1,
                 checkpoint: str | None = None, test_after: bool = True, adam_beta2: float = ADAM_BETA2,
-                first_layer: int = 0, lr_ratio: float = 1.0) -> str:
+                first_layer: int = 0, lr_ratio: float = 1.0, dimensions: str | tuple[str, ...] = ()) -> str:
     """Train a LoRA adapter and save it (atomically) to output_dir.
 
     Args:
@@ -277,13 +278,18 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
         adam_beta2: AdamW's second-moment decay (0.95: see ADAM_BETA2).
         first_layer: put the LoRA on the linear layers of decoder blocks first_layer.. only (0: all blocks).
         lr_ratio: LoRA+ (peft's `create_loraplus_optimizer`): the B matrices learn lr_ratio x faster than A.
+        dimensions: draw generated rows from these dimensions only, comma-separated; a name given twice is
+            drawn twice as often (default: all six equally often).
     """
+    if isinstance(dimensions, str):
+        dimensions = tuple(d.strip() for d in dimensions.split(",") if d.strip())
     note = (f"rows of {os.path.relpath(data)}" if data else "generated questions (`homework/questions.py`, balanced over unit "
             "pairs, no validation question)") + ", loss on the answer only"
     flags = f"--data {os.path.relpath(data)}" if data else (f"--n_rows {n_rows}" if n_rows != N_ROWS else "")
+    flags += f" --dimensions {','.join(dimensions)}" if dimensions and not data else ""
     flags += f" --adam_beta2 {adam_beta2:g}" + (f" --first_layer {first_layer}" if first_layer else "") + (
         f" --lr_ratio {lr_ratio:g}" if lr_ratio != 1 else "")
-    return _train(Path(output_dir), _build_data, training_rows(n_rows, seed, data), epochs, learning_rate,
+    return _train(Path(output_dir), _build_data, training_rows(n_rows, seed, data, dimensions), epochs, learning_rate,
                   rank, batch_size, seed, resume, max_steps, checkpoint, test_after, "sft", load_adapter, note,
                   data_flags=flags.strip(), adam_beta2=adam_beta2, pack=True, first_layer=first_layer,
                   lr_ratio=lr_ratio)

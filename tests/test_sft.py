@@ -73,6 +73,14 @@ def test_first_layer_puts_the_adapter_on_the_upper_blocks_only(tiny_checkpoint):
         sft._lora_targets(BaseLLM(tiny_checkpoint, dtype=torch.float32).model, 2)
 
 
+def test_training_rows_can_weight_dimensions():
+    from homework.units import BY_NAME, parse_question
+
+    rows = sft.training_rows(300, seed=0, dimensions=("mass", "mass", "data"))
+    dims = [BY_NAME[parse_question(q).src].dimension for q, _ in rows]
+    assert set(dims) == {"mass", "data"} and 1.5 < dims.count("mass") / dims.count("data") < 2.7
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("sft") / "sft_model"
