@@ -81,6 +81,27 @@ def test_training_rows_can_weight_dimensions():
     assert set(dims) == {"mass", "data"} and 1.5 < dims.count("mass") / dims.count("data") < 2.7
 
 
+def test_lora_plus_gives_the_b_matrices_a_higher_rate(tiny_checkpoint, tmp_path, monkeypatch):
+    """--lr_ratio trains with peft's LoRA+ optimizer, and the card's command says so."""
+    from transformers import Trainer
+
+    seen = {}
+    original = Trainer.__init__
+
+    def spy(self, *args, optimizers=(None, None), **kwargs):
+        seen["groups"] = optimizers[0].param_groups if optimizers[0] is not None else None
+        original(self, *args, optimizers=optimizers, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", spy)
+    monkeypatch.setenv("HOMEWORK_DTYPE", "float32")
+    out = tmp_path / "sft_lp"
+    sft.train_model(output_dir=str(out), checkpoint=tiny_checkpoint, n_rows=16, batch_size=8, max_steps=1,
+                    learning_rate=1e-3, lr_ratio=4, test_after=False)
+    rates = {round(g.get("initial_lr", g["lr"]), 9) for g in seen["groups"] if g["params"]}  # before the schedule
+    assert rates == {1e-3, 4e-3}
+    assert "--adam_beta2 0.95 --lr_ratio 4`" in (out / "README.md").read_text()
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("sft") / "sft_model"
