@@ -33,7 +33,7 @@ TRAIN_COMMAND = "python -m homework.sft train"
 
 # Defaults, chosen by measurement on the 2-core CPU (see sft_model/README.md).
 N_ROWS = 12000  # generated training questions: 9.0 min at ~22 rows/s on the 2-core CPU of 2026-11-26; that CPU ran
-# 1.4-1.5x slower on 2026-11-27 (13.2 min for the committed adapter: see README, Results)
+# 1.4-1.5x slower on 2026-11-27 (13.2 and 14.3 min for the last two adapters: see README, Results)
 EPOCHS = 1
 LORA_RANK = 16  # 4.9 M adapter parameters, saved in fp32: 19.6 MB, under the 20 MB limit
 LORA_ALPHA = 4 * LORA_RANK  # alpha = 4 x rank: a larger effective LR on the adapter for short runs
@@ -47,6 +47,11 @@ BATCH_SIZE = 16  # rows per optimizer step; rows are ~22 tokens, packed end to e
 # to 3e-3, rank 32 or LoRA+) and lost ground; 0.95 trained smoother on the same batches (loss 0.405 against
 # 0.425 over steps 105-125) and the adapter scored 0.502 against 0.477 on data/valid.json (2026-11-27).
 ADAM_BETA2 = 0.95
+# One row in ENDING_EVERY keeps its whole ending ("</answer>" and EOS); the others stop after "</", the token
+# that says where the number ends. The model is causal, so the cut tokens change no other token's loss; they
+# are fully determined by "</" and learnt within the first steps from the rows that keep them, and cutting
+# them saves ~3 of a row's ~22 tokens of compute (see `trim_ending`).
+ENDING_EVERY = 4
 SEED = 0
 
 
@@ -82,29 +87,28 @@ class PadCollator:
 
 
 class PackCollator:
-    """Packs a batch's rows end to end into a few sequences of at most `width` tokens, with no padding between.
+    """Packs a batch's rows end to end into a few sequences of about `width` tokens, with no padding between.
 
     Each row keeps its own positions (0, 1, ...) and attends only to itself: `segments` numbers the rows of
     a sequence, and `answer_loss` turns it into a block-diagonal causal mask. The loss is the padded batch's
     loss (the test compares them), on about a fifth fewer tokens: generated rows are 22 tokens on average,
-    and padding a batch of 32 to its longest row adds 21 % (measured over 2,000 rows).
+    and padding a batch of 32 to its longest row adds 21 % (measured over 2,000 rows). The rows are dealt out
+    longest first, each to the emptiest sequence, so the sequences come out about equally long and little
+    padding is left at their ends.
     """
 
     def __init__(self, pad_id: int, width: int = 128):
         self.pad_id, self.width = pad_id, width
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        width = max(self.width, max(len(r["input_ids"]) for r in rows))
-        bins: list[list[dict]] = []
-        for row in sorted(rows, key=lambda r: -len(r["input_ids"])):  # first fit, longest rows first
-            for packed in bins:
-                if sum(len(r["input_ids"]) for r in packed) + len(row["input_ids"]) <= width:
-                    packed.append(row)
-                    break
-            else:
-                bins.append([row])
-        used = max(sum(len(r["input_ids"]) for r in packed) for packed in bins)
-        batch = {key: torch.full((len(bins), used), fill) for key, fill in
+        total = sum(len(r["input_ids"]) for r in rows)
+        bins: list[list[dict]] = [[] for _ in range(max(1, math.ceil(total / self.width)))]
+        fill = [0] * len(bins)
+        for row in sorted(rows, key=lambda r: -len(r["input_ids"])):
+            i = fill.index(min(fill))
+            bins[i].append(row)
+            fill[i] += len(row["input_ids"])
+        batch = {key: torch.full((len(bins), max(fill)), value) for key, value in
                  (("input_ids", self.pad_id), ("labels", -100), ("position_ids", 0), ("segments", -1))}
         for i, packed in enumerate(bins):
             start = 0
@@ -244,8 +248,25 @@ def _lora_targets(base, first_layer: int):
             for name, module in blocks[i].named_modules() if isinstance(module, torch.nn.Linear)]
 
 
-def _build_data(tokenizer, rows: list) -> list[dict]:
-    return [tokenize(tokenizer, q, a) for q, a, *_ in rows]
+def _build_data(tokenizer, rows: list, ending_every: int = 1) -> list[dict]:
+    """Tokenized rows; all but one in `ending_every` stop after the first token of the closing tag."""
+    data = [tokenize(tokenizer, q, a) for q, a, *_ in rows]
+    if ending_every > 1:
+        data = [row if i % ending_every == 0 else trim_ending(tokenizer, row) for i, row in enumerate(data)]
+    return data
+
+
+def trim_ending(tokenizer, row: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The row without the tokens after "</" of its closing "</answer>" and EOS (unchanged if it lacks them).
+
+    In a causal model no earlier token sees the cut ones, so every loss left in the row is unchanged.
+    """
+    tail = tokenizer("</answer>", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    ids = row["input_ids"]
+    if len(ids) <= len(tail) or ids[-len(tail):] != tail:
+        return row
+    keep = len(ids) - len(tail) + 1
+    return {key: value[:keep] for key, value in row.items()}
 
 
 def training_rows(n_rows: int, seed: int, data: str | None = None, dimensions: tuple[str, ...] = ()) -> list:
@@ -259,7 +280,8 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
                 learning_rate: float = LEARNING_RATE, rank: int = LORA_RANK, batch_size: int = BATCH_SIZE,
                 seed: int = SEED, data: str | None = None, resume: bool = False, max_steps: int = -1,
                 checkpoint: str | None = None, test_after: bool = True, adam_beta2: float = ADAM_BETA2,
-                first_layer: int = 0, lr_ratio: float = 1.0, dimensions: str | tuple[str, ...] = ()) -> str:
+                first_layer: int = 0, lr_ratio: float = 1.0, dimensions: str | tuple[str, ...] = (),
+                ending_every: int = ENDING_EVERY) -> str:
     """Train a LoRA adapter and save it (atomically) to output_dir.
 
     Args:
@@ -280,16 +302,23 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
         lr_ratio: LoRA+ (peft's `create_loraplus_optimizer`): the B matrices learn lr_ratio x faster than A.
         dimensions: draw generated rows from these dimensions only, comma-separated; a name given twice is
             drawn twice as often (default: all six equally often).
+        ending_every: one row in this many keeps "answer>" and EOS after "</" (1: every row; see ENDING_EVERY).
     """
+    if ending_every < 1:
+        raise ValueError(f"ending_every must be 1 or more, got {ending_every}")
     if isinstance(dimensions, str):
         dimensions = tuple(d.strip() for d in dimensions.split(",") if d.strip())
     note = (f"rows of {os.path.relpath(data)}" if data else "generated questions (`homework/questions.py`, balanced over unit "
-            "pairs, no validation question)") + ", loss on the answer only"
+            "pairs, no validation question)") + ", loss on the answer only" + (
+        f"; {ending_every - 1} rows in {ending_every} end at the closing tag's \"</\"" if ending_every > 1 else "")
     flags = f"--data {os.path.relpath(data)}" if data else (f"--n_rows {n_rows}" if n_rows != N_ROWS else "")
     flags += f" --dimensions {','.join(dimensions)}" if dimensions and not data else ""
     flags += f" --adam_beta2 {adam_beta2:g}" + (f" --first_layer {first_layer}" if first_layer else "") + (
-        f" --lr_ratio {lr_ratio:g}" if lr_ratio != 1 else "")
-    return _train(Path(output_dir), _build_data, training_rows(n_rows, seed, data, dimensions), epochs, learning_rate,
+        f" --lr_ratio {lr_ratio:g}" if lr_ratio != 1 else "") + f" --ending_every {ending_every}"
+    def build_data(tokenizer, rows):
+        return _build_data(tokenizer, rows, ending_every)
+
+    return _train(Path(output_dir), build_data, training_rows(n_rows, seed, data, dimensions), epochs, learning_rate,
                   rank, batch_size, seed, resume, max_steps, checkpoint, test_after, "sft", load_adapter, note,
                   data_flags=flags.strip(), adam_beta2=adam_beta2, pack=True, first_layer=first_layer,
                   lr_ratio=lr_ratio)
@@ -510,7 +539,8 @@ def speed(steps: int = 8, rows: int = 512) -> str:
     """Training throughput of our set-up against the course's plain one, measured in one run.
 
     Ours: bf16 weights where the CPU has native bf16 (the fp32 adapter under bf16 autocast), eager attention,
-    rows packed end to end (`PackCollator`), loss on answer positions only, batch 32. Plain: fp32, gradient
+    rows packed end to end (`PackCollator`), 3 in 4 ending at "</" (ENDING_EVERY), loss on answer positions
+    only, batch 16. Plain: fp32, gradient
     checkpointing, SDPA attention, batch 32, every row padded to 128 tokens.
 
     Args:
@@ -532,7 +562,7 @@ def _steps_per_second(steps, batch_size, dtype, pad_to, checkpointing, data) -> 
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     model.train()
-    rows = _build_data(llm.tokenizer, data)
+    rows = _build_data(llm.tokenizer, data, 1 if pad_to else ENDING_EVERY)
     collate = (PadCollator if pad_to else PackCollator)(llm.tokenizer.pad_token_id)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE)
     started = None

@@ -1,6 +1,7 @@
 """SFT: label masking, a full LoRA run on the tiny model, and the load() round trip."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -41,7 +42,11 @@ def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
                  ("What is 7 hours expressed in minutes?", 420), ("6 B to gigabytes?", 6e-9), ("1 mi in km?", 1.61)]
     rows = [sft.tokenize(tokenizer, q, a) for q, a in questions]
     packed = sft.PackCollator(tokenizer.pad_token_id, width=40)(rows)
-    assert packed["input_ids"].shape[0] < len(rows) and packed["input_ids"].shape[1] <= 40
+    lengths = [len(r["input_ids"]) for r in rows]
+    n_seq, width = packed["input_ids"].shape
+    assert n_seq == math.ceil(sum(lengths) / 40) < len(rows)
+    fills = (packed["segments"] >= 0).sum(1)
+    assert width == fills.max() and fills.max() - fills.min() <= max(lengths)  # rows dealt out evenly
     assert (packed["labels"] != -100).sum() == sum(sum(l != -100 for l in r["labels"]) for r in rows)
     assert sorted(packed["input_ids"][packed["segments"] >= 0].tolist()) == sorted(t for r in rows for t in r["input_ids"])
     torch.manual_seed(0)
@@ -58,7 +63,33 @@ def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
     # and the mask matters: one sequence with every row seeing the rows before it gives another loss
     leaky = dict(packed, segments=torch.zeros_like(packed["segments"]))
     with torch.no_grad():
-        assert sft.answer_loss(model, leaky).item() != pytest.approx(padded_loss.item(), rel=1e-3)
+        assert sft.answer_loss(model, leaky).item() != pytest.approx(padded_loss.item(), rel=1e-4)
+
+
+def test_trimmed_rows_end_at_the_closing_tag_and_keep_their_other_losses(tiny_checkpoint, tokenizer):
+    """3 rows in 4 stop after "</"; what is left of a row scores as it did in the whole row."""
+    from homework.base_llm import BaseLLM
+
+    questions = [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons?", 3e6),
+                 ("What is 7 hours expressed in minutes?", 420), ("6 B to gigabytes?", 6e-9), ("1 mi in km?", 1.61)]
+    whole = sft._build_data(tokenizer, questions)
+    rows = sft._build_data(tokenizer, questions, ending_every=4)
+    assert rows[0] == whole[0] and rows[4] == whole[4]  # rows 0 and 4 keep "answer>" and EOS
+    for row, full in zip(rows[1:4], whole[1:4]):
+        assert tokenizer.decode(full["input_ids"][len(row["input_ids"]) - 1:]) == "</answer>" + tokenizer.eos_token
+        assert all(row[k] == full[k][:len(row["input_ids"])] for k in full)
+        assert tokenizer.decode([row["input_ids"][-1]]) == "</" and row["labels"][-1] == row["input_ids"][-1]
+    odd = {"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [-100, 6, 7]}
+    assert sft.trim_ending(tokenizer, odd) == odd  # no closing tag at the end: left whole
+    model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4)
+    with torch.no_grad():
+        for row, full in zip(rows[1:4], whole[1:4]):
+            n = len(row["input_ids"])
+            short = model(input_ids=torch.tensor([row["input_ids"]])).logits[0]
+            long = model(input_ids=torch.tensor([full["input_ids"]])).logits[0, :n]
+            assert torch.allclose(short, long, atol=1e-5)
+    with pytest.raises(ValueError, match="ending_every"):
+        sft.train_model(output_dir="/nonexistent/x", ending_every=0)
 
 
 def test_first_layer_puts_the_adapter_on_the_upper_blocks_only(tiny_checkpoint):
@@ -99,7 +130,7 @@ def test_lora_plus_gives_the_b_matrices_a_higher_rate(tiny_checkpoint, tmp_path,
                     learning_rate=1e-3, lr_ratio=4, test_after=False)
     rates = {round(g.get("initial_lr", g["lr"]), 9) for g in seen["groups"] if g["params"]}  # before the schedule
     assert rates == {1e-3, 4e-3}
-    assert "--adam_beta2 0.95 --lr_ratio 4`" in (out / "README.md").read_text()
+    assert "--adam_beta2 0.95 --lr_ratio 4 --ending_every 4`" in (out / "README.md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +152,7 @@ def test_training_writes_adapter_card_and_curve(trained):
     assert fmt["steps"] == 4 and fmt["rank"] == sft.LORA_RANK
     # the card's command spells out the options, so a later change of a default does not falsify it
     assert ("Made by `python -m homework.sft train --epochs 1 --learning_rate 0.01 --batch_size 8 --seed 0 "
-            f"--rank {sft.LORA_RANK} --n_rows 64 --adam_beta2 {sft.ADAM_BETA2:g}`;") in (trained / "README.md").read_text()
+            f"--rank {sft.LORA_RANK} --n_rows 64 --adam_beta2 {sft.ADAM_BETA2:g} --ending_every {sft.ENDING_EVERY}`;") in (trained / "README.md").read_text()
 
 
 def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
