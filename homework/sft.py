@@ -252,16 +252,21 @@ def _build_data(tokenizer, rows: list, ending_every: int = 1) -> list[dict]:
     """Tokenized rows; all but one in `ending_every` stop after the first token of the closing tag."""
     data = [tokenize(tokenizer, q, a) for q, a, *_ in rows]
     if ending_every > 1:
-        data = [row if i % ending_every == 0 else trim_ending(tokenizer, row) for i, row in enumerate(data)]
+        tail = ending_tokens(tokenizer)
+        data = [row if i % ending_every == 0 else trim_ending(row, tail) for i, row in enumerate(data)]
     return data
 
 
-def trim_ending(tokenizer, row: dict[str, list[int]]) -> dict[str, list[int]]:
-    """The row without the tokens after "</" of its closing "</answer>" and EOS (unchanged if it lacks them).
+def ending_tokens(tokenizer) -> list[int]:
+    """Token ids of a row's ending: the closing "</answer>", then EOS."""
+    return tokenizer("</answer>", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+
+
+def trim_ending(row: dict[str, list[int]], tail: list[int]) -> dict[str, list[int]]:
+    """The row without the tokens after "</" of its ending `tail` (`ending_tokens`; unchanged if it lacks it).
 
     In a causal model no earlier token sees the cut ones, so every loss left in the row is unchanged.
     """
-    tail = tokenizer("</answer>", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
     ids = row["input_ids"]
     if len(ids) <= len(tail) or ids[-len(tail):] != tail:
         return row
@@ -315,6 +320,7 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
     flags += f" --dimensions {','.join(dimensions)}" if dimensions and not data else ""
     flags += f" --adam_beta2 {adam_beta2:g}" + (f" --first_layer {first_layer}" if first_layer else "") + (
         f" --lr_ratio {lr_ratio:g}" if lr_ratio != 1 else "") + f" --ending_every {ending_every}"
+
     def build_data(tokenizer, rows):
         return _build_data(tokenizer, rows, ending_every)
 
@@ -373,7 +379,8 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
         optimizer = create_loraplus_optimizer(model, torch.optim.AdamW, lr=learning_rate, loraplus_lr_ratio=lr_ratio,
                                               weight_decay=0.0)
     trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, callbacks=[_guard_callback(guard)],
-                               data_collator=(PackCollator if pack else PadCollator)(llm.tokenizer.pad_token_id), optimizers=(optimizer, None))
+                               data_collator=(PackCollator if pack else PadCollator)(llm.tokenizer.pad_token_id),
+                               optimizers=(optimizer, None))
     started = time.time()
     last = _last_checkpoint(work_dir) if resume else None
     if resume:
@@ -396,6 +403,8 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
         info["adam_beta2"] = adam_beta2
     if pack:
         info["batches"] = "rows packed end to end (PackCollator)"
+    if first_layer:
+        info["first_layer"] = first_layer
     if data_flags:
         info["data_flags"] = data_flags
     if init_adapter is not None:
@@ -429,7 +438,8 @@ def _write_card(output_dir: Path, info: dict, summary: str | None) -> None:
         f"Made by `{command}`; the same command reproduces it up to CPU/thread nondeterminism in "
         "floating-point sums.", "",
         f"- data: {info['rows']} {info['data']}",
-        f"- LoRA: rank {info['rank']}, alpha {info['alpha']}, all linear layers; AdamW lr {info['learning_rate']}"
+        f"- LoRA: rank {info['rank']}, alpha {info['alpha']}, all linear layers"
+        + (f" of blocks {info['first_layer']}.." if "first_layer" in info else "") + f"; AdamW lr {info['learning_rate']}"
         + (f" (beta2 {info['adam_beta2']:g})" if "adam_beta2" in info else "") + ", "
         f"cosine, batch {info['batch_size']}" + (" (rows packed end to end)" if "batches" in info else "")
         + f", {info['epochs']} epoch(s), {info['steps']} steps",
@@ -540,8 +550,7 @@ def speed(steps: int = 8, rows: int = 512) -> str:
 
     Ours: bf16 weights where the CPU has native bf16 (the fp32 adapter under bf16 autocast), eager attention,
     rows packed end to end (`PackCollator`), 3 in 4 ending at "</" (ENDING_EVERY), loss on answer positions
-    only, batch 16. Plain: fp32, gradient
-    checkpointing, SDPA attention, batch 32, every row padded to 128 tokens.
+    only, batch 16. Plain: fp32, gradient checkpointing, SDPA attention, batch 32, every row padded to 128 tokens.
 
     Args:
         steps: optimizer steps timed per set-up (after one warm-up step).

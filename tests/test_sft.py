@@ -80,7 +80,7 @@ def test_trimmed_rows_end_at_the_closing_tag_and_keep_their_other_losses(tiny_ch
         assert all(row[k] == full[k][:len(row["input_ids"])] for k in full)
         assert tokenizer.decode([row["input_ids"][-1]]) == "</" and row["labels"][-1] == row["input_ids"][-1]
     odd = {"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [-100, 6, 7]}
-    assert sft.trim_ending(tokenizer, odd) == odd  # no closing tag at the end: left whole
+    assert sft.trim_ending(odd, sft.ending_tokens(tokenizer)) == odd  # no closing tag at the end: left whole
     model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4)
     with torch.no_grad():
         for row, full in zip(rows[1:4], whole[1:4]):
