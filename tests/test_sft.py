@@ -34,13 +34,15 @@ def test_collator_pads_right_and_masks_padding(tokenizer):
     assert (batch["labels"][0, short:] == -100).all() and (batch["attention_mask"][0, short:] == 0).all()
 
 
+QUESTIONS = [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons?", 3e6),
+             ("What is 7 hours expressed in minutes?", 420), ("6 B to gigabytes?", 6e-9), ("1 mi in km?", 1.61)]
+
+
 def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
     """Packing rows end to end (own positions, block-diagonal mask) changes the token count, not the loss."""
     from homework.base_llm import BaseLLM
 
-    questions = [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons?", 3e6),
-                 ("What is 7 hours expressed in minutes?", 420), ("6 B to gigabytes?", 6e-9), ("1 mi in km?", 1.61)]
-    rows = [sft.tokenize(tokenizer, q, a) for q, a in questions]
+    rows = [sft.tokenize(tokenizer, q, a) for q, a in QUESTIONS]
     packed = sft.PackCollator(tokenizer.pad_token_id, width=40)(rows)
     lengths = [len(r["input_ids"]) for r in rows]
     n_seq, width = packed["input_ids"].shape
@@ -60,20 +62,21 @@ def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
         shuffled = sft.answer_loss(model, sft.PackCollator(tokenizer.pad_token_id, width=40)(rows[::-1]))
     assert packed_loss.item() == pytest.approx(padded_loss.item(), rel=1e-5)
     assert shuffled.item() == pytest.approx(padded_loss.item(), rel=1e-5)
-    # and the mask matters: one sequence with every row seeing the rows before it gives another loss
-    leaky = dict(packed, segments=torch.zeros_like(packed["segments"]))
+    # and the mask matters: all rows in one sequence give the same loss, unless each row sees the rows before it
+    one = sft.PackCollator(tokenizer.pad_token_id, width=1000)(rows)
+    leaky = dict(one, segments=torch.zeros_like(one["segments"]))
     with torch.no_grad():
-        assert sft.answer_loss(model, leaky).item() != pytest.approx(padded_loss.item(), rel=1e-4)
+        assert one["input_ids"].shape[0] == 1
+        assert sft.answer_loss(model, one).item() == pytest.approx(padded_loss.item(), rel=1e-5)
+        assert sft.answer_loss(model, leaky).item() != pytest.approx(padded_loss.item(), rel=1e-3)
 
 
 def test_trimmed_rows_end_at_the_closing_tag_and_keep_their_other_losses(tiny_checkpoint, tokenizer):
     """3 rows in 4 stop after "</"; what is left of a row scores as it did in the whole row."""
     from homework.base_llm import BaseLLM
 
-    questions = [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons?", 3e6),
-                 ("What is 7 hours expressed in minutes?", 420), ("6 B to gigabytes?", 6e-9), ("1 mi in km?", 1.61)]
-    whole = sft._build_data(tokenizer, questions)
-    rows = sft._build_data(tokenizer, questions, ending_every=4)
+    whole = sft._build_data(tokenizer, QUESTIONS)
+    rows = sft._build_data(tokenizer, QUESTIONS, ending_every=4)
     assert rows[0] == whole[0] and rows[4] == whole[4]  # rows 0 and 4 keep "answer>" and EOS
     for row, full in zip(rows[1:4], whole[1:4]):
         assert tokenizer.decode(full["input_ids"][len(row["input_ids"]) - 1:]) == "</answer>" + tokenizer.eos_token
