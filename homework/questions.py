@@ -2,7 +2,7 @@
 
 Writes the course-format data files (a JSON list of [question, answer]) deterministically from a seed:
 
-    python -m homework.questions write                      # data/valid.json, data/train.json (1000 rows each)
+    python -m homework.questions write   # data/valid.json, valid_wide.json, valid_reworded.json, train.json
     python -m homework.questions make data/big.json --n 20000 --seed 3
     python -m homework.questions make data/valid_wide.json --n 1000 --seed 11 --wide   # quantities beyond 1..10
 """
@@ -45,6 +45,22 @@ TEMPLATES = (
     "Tell me what {q} {src} is in {dst}.",
     "Find how many {dst} make up {q} {src}.",
     "A box holds {q} {src}. How many {dst} is that?",
+)
+# Wordings no training row uses: data/valid_reworded.json asks the validation conversions in these, to see
+# whether a model answers the question or fits our phrasings (people outside the project word things their way).
+HELD_OUT_TEMPLATES = (
+    "I have {q} {src}. What is that in {dst}?",
+    "How many {dst} does {q} {src} make?",
+    "Can you convert {q} {src} into {dst} for me?",
+    "What would {q} {src} be in {dst}?",
+    "Quick question: {q} {src} in {dst}?",
+    "Calculate the number of {dst} in {q} {src}.",
+    "How many {dst} would I get from {q} {src}?",
+    "Please tell me {q} {src} in {dst}.",
+    "Work out {q} {src} in {dst}.",
+    "{q} {src} - how many {dst}?",
+    "Roughly how many {dst} are in {q} {src}?",
+    "what do {q} {src} make in {dst}",
 )
 
 
@@ -92,15 +108,16 @@ def all_conversions() -> list[Conversion]:
             if a is not b and a.dimension == b.dimension for q in range(LOW, HIGH + 1)]
 
 
-def make_question(rng: random.Random, wide: bool = False, conv: Conversion | None = None) -> tuple[str, float]:
+def make_question(rng: random.Random, wide: bool = False, conv: Conversion | None = None,
+                  templates: tuple[str, ...] = TEMPLATES) -> tuple[str, float]:
     """One (question, answer) pair; the question always parses back to the conversion it was made from.
 
-    Without `conv`, a dimension, a unit pair and a quantity are drawn at random.
+    Without `conv`, a dimension, a unit pair and a quantity are drawn at random; `templates` are the wordings.
     """
     while True:
         src, dst = (conv.src, conv.dst) if conv else _pair(rng)
         q = conv.quantity if conv and not wide else _quantity(rng, wide)  # wide: the pair from conv, a wide quantity
-        text = rng.choice(TEMPLATES).format(
+        text = rng.choice(templates).format(
             q=_write_quantity(q), src=_form(src, q, rng), dst=_form(dst, 2, rng))
         text = text[0].upper() + text[1:]
         try:
@@ -111,7 +128,8 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
 
 
 def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozenset(),
-             balanced: bool = False, dimensions: tuple[str, ...] = ()) -> list[list]:
+             balanced: bool = False, dimensions: tuple[str, ...] = (),
+             templates: tuple[str, ...] = TEMPLATES) -> list[list]:
     """n distinct (question, answer) rows.
 
     balanced: draw the dimension at random as usual, then cycle through that dimension's unit pairs and
@@ -136,7 +154,7 @@ def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozense
                 rng.shuffle(pool)
             conv = pool.pop()
         for _ in range(20):  # a few redraws of the wording if this one is taken
-            question, answer = make_question(rng, wide, conv)
+            question, answer = make_question(rng, wide, conv, templates)
             if question not in seen:
                 seen.add(question)
                 rows.append([question, answer])
@@ -178,13 +196,18 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
     return f"wrote {n} rows to {out}"
 
 
-def write(n: int = 1000, valid_seed: int = 1, train_seed: int = 2, wide_seed: int = 3) -> str:
-    """Write data/valid.json, data/valid_wide.json and data/train.json (train shares no question with valid)."""
+def write(n: int = 1000, valid_seed: int = 1, train_seed: int = 2, wide_seed: int = 3,
+          reworded_seed: int = 4) -> str:
+    """Write data/valid.json, data/valid_wide.json, data/valid_reworded.json and data/train.json.
+
+    train shares no question with valid; valid_reworded asks quantities 1..10 in HELD_OUT_TEMPLATES only.
+    """
     valid = generate(n, valid_seed)
     save_rows(valid, DATA_DIR / "valid.json")
     save_rows(generate(n, wide_seed, wide=True), DATA_DIR / "valid_wide.json")
     save_rows(generate(n, train_seed, exclude={q for q, _ in valid}), DATA_DIR / "train.json")
-    return f"wrote valid.json, valid_wide.json, train.json ({n} rows each) to {DATA_DIR}"
+    save_rows(generate(n, reworded_seed, templates=HELD_OUT_TEMPLATES), DATA_DIR / "valid_reworded.json")
+    return f"wrote valid.json, valid_wide.json, valid_reworded.json, train.json ({n} rows each) to {DATA_DIR}"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Evaluate every model present and write a markdown table and charts.
 
-    python -m homework.report                          # CoT, SFT, RFT on data/valid.json and data/valid_wide.json
+    python -m homework.report                          # CoT, SFT, RFT on data/valid.json, valid_wide.json, valid_reworded.json
     python -m homework.report --max_question 200       # a quicker look
     python -m homework.report --models sft,rft --splits valid
 
@@ -28,7 +28,7 @@ from .units import BY_NAME, DIMENSIONS, UnitError, parse_question
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "report"
 MODELS = ("cot", "sft", "rft")
-SPLITS = ("valid", "valid_wide")
+SPLITS = ("valid", "valid_wide", "valid_reworded")
 
 
 def dimension_of(question: str) -> str:
@@ -148,6 +148,12 @@ def _merge(old: dict, new: list[dict]) -> list[dict]:
     return sorted(kept + new, key=lambda r: order.get(r["model"], len(order)))
 
 
+def _names(value) -> list[str]:
+    """A comma-separated option as a list; Fire hands `--models cot,rft` over as the tuple ('cot', 'rft')."""
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(p).strip() for p in parts if str(p).strip()]
+
+
 def report(models: str = ",".join(MODELS), splits: str = ",".join(SPLITS), max_question: int | None = None,
            out: str = str(OUT_DIR), update: bool = False) -> str:
     """Benchmark the models present and write report.md, results.json and two PNG charts.
@@ -160,11 +166,11 @@ def report(models: str = ",".join(MODELS), splits: str = ",".join(SPLITS), max_q
         update: keep the rows of out/results.json for the models and splits not evaluated now (same
             machine only), e.g. `--models rft --update` after retraining RFT; every row carries its date.
     """
-    names = [m.strip() for m in str(models).split(",") if m.strip()]
+    names = _names(models)
     unknown = [m for m in names if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
-    split_names = [s.strip() for s in str(splits).split(",") if s.strip()]
+    split_names = _names(splits)
     for split in split_names:
         Dataset(split)  # a missing or malformed file fails now, not after an hour of evaluation
     out_dir = writable_dir(out)

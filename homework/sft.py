@@ -1,6 +1,6 @@
 """LoRA supervised fine-tuning: the model learns to answer a question with `<answer>value</answer>`.
 
-    python -m homework.sft train              # trains homework/sft_model (about 10 min on a 2-core CPU), then tests
+    python -m homework.sft train              # trains homework/sft_model (about 40 min on a 2-core CPU), then tests
     python -m homework.sft train --resume     # continue an interrupted run from its last checkpoint
     python -m homework.sft test               # accuracy on data/valid.json (1000 questions)
 
@@ -32,8 +32,11 @@ FORMAT_FILE = "prompt_format.json"
 TRAIN_COMMAND = "python -m homework.sft train"
 
 # Defaults, chosen by measurement on the 2-core CPU (see sft_model/README.md).
-N_ROWS = 12000  # generated training questions: 9.0 min at ~22 rows/s on the 2-core CPU of 2026-11-26; that CPU ran
-# 1.4-1.5x slower on 2026-11-27 (13.2 and 14.3 min for the last two adapters: see README, Results)
+# Generated training questions. Accuracy climbs steeply with rows seen (bf16, data/valid.json, 2026-11-27):
+# 12,000 rows 0.546 (14.3 min), 24,000 0.849 (27.2 min), 36,000 0.944 (37.3 min) on the 2-core CPU. An
+# answer-only model has to memorise ~2,440 (unit pair, quantity) answers, so no row count both clears 0.85
+# and trains in 10 minutes there; the default takes the accuracy (README, Results).
+N_ROWS = 36000
 EPOCHS = 1
 LORA_RANK = 16  # 4.9 M adapter parameters, saved in fp32: 19.6 MB, under the 20 MB limit
 LORA_ALPHA = 4 * LORA_RANK  # alpha = 4 x rank: a larger effective LR on the adapter for short runs
@@ -340,7 +343,7 @@ def _train(output_dir: Path, build_data, rows, epochs, learning_rate, rank, batc
     """
     from transformers import TrainingArguments, set_seed
 
-    writable_dir(output_dir.parent)  # a read-only destination fails now, not after ten minutes of training
+    writable_dir(output_dir.parent)  # a read-only destination fails now, not after the training
     if not rows:
         raise DataError("no training rows")
     set_seed(seed)
@@ -472,8 +475,8 @@ def _save(model, trainer, work_dir: Path, output_dir: Path, info: dict) -> None:
     history = [h for h in trainer.state.log_history if "loss" in h]
     completion = {"rft": "' ' + accepted reasoning ending in '<answer>value</answer>' + EOS"}.get(
         info["kind"], f"' <answer>{{{ANSWER_DIGITS} significant digits}}</answer>' + EOS")
-    (tmp / FORMAT_FILE).write_text(json.dumps({"prompt": "question.strip()", "completion": completion, **info},
-                                              indent=1) + "\n")
+    prompt = "question.strip(), plus '?' when it ends in a letter or digit (base_llm.question_prompt)"
+    (tmp / FORMAT_FILE).write_text(json.dumps({"prompt": prompt, "completion": completion, **info}, indent=1) + "\n")
     (tmp / "loss.json").write_text(json.dumps([[h["step"], h["loss"]] for h in history]) + "\n")
     if (work_dir / "runs").exists():
         shutil.copytree(work_dir / "runs", tmp / "runs")

@@ -146,3 +146,17 @@ def test_sampling_is_seeded_and_varies(tiny_llm):
     torch.manual_seed(1)
     assert tiny_llm.batched_generate(QUESTIONS[:2], num_return_sequences=4, temperature=1.0) == first
     assert len(set(first[0])) > 1  # four samples of a random model at T=1 are not all the same text
+
+
+@pytest.mark.parametrize("question, prompt", [
+    ("What do 3 lb make in g", "What do 3 lb make in g?"),
+    ("  how many ft in 7 m  ", "how many ft in 7 m?"),
+    ("How many feet are in 7 meters?", "How many feet are in 7 meters?"),
+    ("Convert 7 meters to feet.", "Convert 7 meters to feet."),
+    ("Wow!", "Wow!"),
+    ("", ""),
+])
+def test_prompt_ends_a_question_as_every_training_row_ends(question, prompt):
+    from homework.base_llm import question_prompt
+
+    assert question_prompt(question) == prompt

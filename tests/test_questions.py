@@ -6,7 +6,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from homework.questions import generate, is_wide, make, make_question
+from homework.questions import HELD_OUT_TEMPLATES, TEMPLATES, generate, is_wide, make, make_question
 from homework.units import parse_question
 
 
@@ -34,9 +34,10 @@ def test_shipped_splits_are_disjoint_and_sized():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 2**32), st.booleans())
-def test_question_parses_back_to_its_answer(seed, wide):
-    question, answer = make_question(random.Random(seed), wide)
+@given(st.integers(0, 2**32), st.booleans(), st.booleans())
+def test_question_parses_back_to_its_answer(seed, wide, held_out):
+    templates = HELD_OUT_TEMPLATES if held_out else TEMPLATES
+    question, answer = make_question(random.Random(seed), wide, templates=templates)
     conv = parse_question(question)
     assert conv.answer == pytest.approx(answer, rel=1e-6), question
     if not wide:
@@ -63,6 +64,34 @@ def test_shipped_validation_splits_are_in_and_beyond_1_to_10():
     wide = json.loads((DATA_DIR / "valid_wide.json").read_text())
     assert not any(is_wide(q) for q, _ in valid)
     assert sum(is_wide(q) for q, _ in wide) > 0.9 * len(wide)  # a drawn 3.0 or 7.0 is in range
+
+
+def _wording(templates):
+    """A regex per template: the units and the quantity may be anything, the words around them may not."""
+    import re
+
+    def pattern(template):
+        text = template[0].upper() + template[1:]
+        return re.compile(re.escape(text).replace(r"\{q\}", ".+").replace(r"\{src\}", ".+")
+                          .replace(r"\{dst\}", ".+") + "$")
+    return [pattern(t) for t in templates]
+
+
+def test_shipped_reworded_split_uses_only_wordings_no_training_row_has():
+    from homework.data import DATA_DIR
+
+    reworded = json.loads((DATA_DIR / "valid_reworded.json").read_text())
+    assert len(reworded) == 1000 and not any(is_wide(q) for q, _ in reworded)
+    train_like, held_out = _wording(TEMPLATES), _wording(HELD_OUT_TEMPLATES)
+    for question, answer in reworded:
+        assert any(p.match(question) for p in held_out), question
+        assert not any(p.match(question) for p in train_like), question
+        assert parse_question(question).answer == pytest.approx(answer, rel=1e-6), question
+    used = {next(t for t, p in zip(HELD_OUT_TEMPLATES, held_out) if p.match(q)) for q, _ in reworded}
+    assert used == set(HELD_OUT_TEMPLATES)
+    # and the check itself can fail: a training-style question is caught
+    question = generate(1, seed=9)[0][0]
+    assert any(p.match(question) for p in train_like) and not any(p.match(question) for p in held_out)
 
 
 def _dimension(question: str) -> str:

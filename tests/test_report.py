@@ -41,6 +41,9 @@ def test_report_writes_table_and_charts(tiny_llm, tmp_path, monkeypatch, capsys)
 def test_unknown_model_and_missing_split_fail_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="unknown model"):
         report.report(models="gpt", out=str(tmp_path))
+    # Fire hands `--models sft,gpt` over as a tuple: each name is checked on its own, not the tuple's text
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['gpt'\]"):
+        report.report(models=("sft", "gpt"), out=str(tmp_path))
     with pytest.raises(ValueError, match="no such file"):
         report.report(models="sft", splits=str(tmp_path / "none.json"), out=str(tmp_path))
 
