@@ -206,6 +206,8 @@ DIVERGED = [2.449, 4.686, 3.676, 3.426, 4.919]
     (HEALTHY + [0.9, 0.26, 0.8, 0.25, 2.0, 0.3], None),       # single spikes are noise
     ([0.5, 0.4, float("nan"), float("nan"), float("nan")], 5),
     ([0.5, 0.4, float("inf"), 0.41, float("inf"), float("inf")], None),
+    ([0.3, 0.05, 0.0069, 0.021, 0.03, 0.025, 0.02], None),    # tiny losses at the end of a long run are noise
+    ([0.3, 0.05, 0.0069, 0.021, 0.6, 0.7, 0.8], 7),           # but not once they pass the floor
 ])
 def test_divergence_guard(losses, stops_at):
     guard = sft.DivergenceGuard()
@@ -223,6 +225,7 @@ def test_diverged_run_keeps_the_old_adapter(tiny_checkpoint, tmp_path, monkeypat
     monkeypatch.setenv("HOMEWORK_DTYPE", "float32")
     monkeypatch.setattr(sft.DivergenceGuard, "factor", 0.0)  # every loss counts as blown up
     monkeypatch.setattr(sft.DivergenceGuard, "patience", 1)
+    monkeypatch.setattr(sft.DivergenceGuard, "floor", 0.0)
     with pytest.raises(sft.TrainingDiverged, match=r"diverged .*step 5.*left as it was.*--learning_rate \(this run: 0.01\)"):
         sft.train_model(output_dir=str(out), checkpoint=tiny_checkpoint, n_rows=64, batch_size=4, max_steps=40,
                         learning_rate=1e-2, test_after=False)
