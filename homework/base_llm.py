@@ -119,6 +119,12 @@ def format_answer(value: float) -> str:
     return f"<answer>{format_number(value, ANSWER_DIGITS)}</answer>"
 
 
+def comma_list(value) -> tuple[str, ...]:
+    """A comma-separated CLI option as names; Fire hands `--models cot,rft` over as the tuple ('cot', 'rft')."""
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return tuple(str(p).strip() for p in parts if str(p).strip())
+
+
 def question_prompt(question: str) -> str:
     """The inference prompt of the base, SFT and RFT models: the question itself, continued by the model.
 

@@ -186,8 +186,9 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
         dimensions: with balanced, only these dimensions, comma-separated (e.g. time,length,volume); a name
             given twice is drawn twice as often (time,time,length: two time questions for each length one).
     """
-    if isinstance(dimensions, str):
-        dimensions = tuple(d.strip() for d in dimensions.split(",") if d.strip())
+    from .base_llm import comma_list  # the CLI loads base_llm anyway (run_cli)
+
+    dimensions = comma_list(dimensions)
     exclude = set()
     for valid in (DATA_DIR / "valid.json", DATA_DIR / "valid_wide.json"):
         if exclude_valid and valid.exists() and Path(path).resolve() != valid:

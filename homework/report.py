@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .ask import load_named
-from .base_llm import ModelUnavailable, run_cli
+from .base_llm import ModelUnavailable, comma_list, run_cli
 from .data import Dataset, benchmark, writable_dir
 from .units import BY_NAME, DIMENSIONS, UnitError, parse_question
 
@@ -148,12 +148,6 @@ def _merge(old: dict, new: list[dict]) -> list[dict]:
     return sorted(kept + new, key=lambda r: order.get(r["model"], len(order)))
 
 
-def _names(value) -> list[str]:
-    """A comma-separated option as a list; Fire hands `--models cot,rft` over as the tuple ('cot', 'rft')."""
-    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return [str(p).strip() for p in parts if str(p).strip()]
-
-
 def report(models: str = ",".join(MODELS), splits: str = ",".join(SPLITS), max_question: int | None = None,
            out: str = str(OUT_DIR), update: bool = False) -> str:
     """Benchmark the models present and write report.md, results.json and two PNG charts.
@@ -166,11 +160,11 @@ def report(models: str = ",".join(MODELS), splits: str = ",".join(SPLITS), max_q
         update: keep the rows of out/results.json for the models and splits not evaluated now (same
             machine only), e.g. `--models rft --update` after retraining RFT; every row carries its date.
     """
-    names = _names(models)
+    names = list(comma_list(models))
     unknown = [m for m in names if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
-    split_names = _names(splits)
+    split_names = list(comma_list(splits))
     for split in split_names:
         Dataset(split)  # a missing or malformed file fails now, not after an hour of evaluation
     out_dir = writable_dir(out)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from .base_llm import ANSWER_DIGITS, BaseLLM, ModelUnavailable, format_answer, question_prompt, run_cli
+from .base_llm import (ANSWER_DIGITS, BaseLLM, ModelUnavailable, comma_list, format_answer, question_prompt,
+                       run_cli)
 from .data import DATA_DIR, DataError, Dataset, benchmark, load_rows, writable_dir
 from .questions import generate
 
@@ -318,8 +319,7 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
     """
     if ending_every < 1:
         raise ValueError(f"ending_every must be 1 or more, got {ending_every}")
-    if isinstance(dimensions, str):
-        dimensions = tuple(d.strip() for d in dimensions.split(",") if d.strip())
+    dimensions = comma_list(dimensions)
     note = (f"rows of {os.path.relpath(data)}" if data else "generated questions (`homework/questions.py`, balanced over unit "
             "pairs, no validation question)") + ", loss on the answer only" + (
         f"; {ending_every - 1} rows in {ending_every} end at the closing tag's \"</\"" if ending_every > 1 else "")
