@@ -25,6 +25,7 @@ from .base_llm import (ANSWER_DIGITS, BaseLLM, ModelUnavailable, comma_list, for
                        run_cli)
 from .data import DATA_DIR, DataError, Dataset, benchmark, load_rows, writable_dir
 from .questions import generate
+from .units import DIMENSIONS
 
 MODEL_NAME = "sft_model"
 MODEL_DIR = Path(__file__).resolve().parent / MODEL_NAME
@@ -33,11 +34,19 @@ FORMAT_FILE = "prompt_format.json"
 TRAIN_COMMAND = "python -m homework.sft train"
 
 # Defaults, chosen by measurement on the 2-core CPU (see sft_model/README.md).
-# Generated training questions. Accuracy climbs steeply with rows seen (bf16, data/valid.json, 2026-11-27):
-# 12,000 rows 0.546 (14.3 min), 24,000 0.849 (27.2 min), 36,000 0.944 (37.3 min) on the 2-core CPU. An
-# answer-only model has to memorise ~2,440 (unit pair, quantity) answers, so no row count both clears 0.85
-# and trains in 10 minutes there; the default takes the accuracy (README, Results).
+# Generated training questions. Accuracy climbs steeply with rows seen (bf16, data/valid.json, dimensions drawn
+# evenly, 2026-11-27): 12,000 rows 0.546 (14.3 min), 24,000 0.849 (27.2 min), 36,000 0.944 (37.3 min) on the
+# 2-core CPU. An answer-only model has to memorise ~2,440 (unit pair, quantity) answers, so no row count both
+# clears 0.85 and trains in 10 minutes there; the default takes the accuracy (README, Results).
 N_ROWS = 36000
+# Dimensions as drawn for each generated row: time three times as often as mass, speed and data, length and
+# volume twice, close to each dimension's share of the 2,440 answers (720 time, 560 length, 560 volume, 200
+# each for the rest). Drawn evenly, time's answers were seen ~8 times each in 36,000 rows against ~30 for
+# mass, speed and data, and time scored 0.75; with this mix every answer is seen 13-18 times: time 0.95,
+# all 0.967 against 0.944, and 0.978 against 0.956 on data/valid_reworded.json (2026-11-27). At 12,000 rows
+# the mix loses (0.423 against 0.546, and a similar mix 0.469 against 0.534): there every dimension is far
+# from learnt, so a quick run draws them evenly (--dimensions time,length,mass,volume,speed,data).
+DIMENSION_MIX = ("time",) * 3 + ("length",) * 2 + ("volume",) * 2 + ("mass", "speed", "data")
 EPOCHS = 1
 LORA_RANK = 16  # 4.9 M adapter parameters, saved in fp32: 19.6 MB, under the 20 MB limit
 LORA_ALPHA = 4 * LORA_RANK  # alpha = 4 x rank: a larger effective LR on the adapter for short runs
@@ -282,7 +291,8 @@ def trim_ending(row: dict[str, list[int]], tail: list[int]) -> dict[str, list[in
     return {key: value[:keep] for key, value in row.items()}
 
 
-def training_rows(n_rows: int, seed: int, data: str | None = None, dimensions: tuple[str, ...] = ()) -> list:
+def training_rows(n_rows: int, seed: int, data: str | None = None,
+                  dimensions: tuple[str, ...] = DIMENSION_MIX) -> list:
     if data:
         return load_rows(data, min_rows=1)
     valid = {q for q, *_ in load_rows(DATA_DIR / "valid.json")} if (DATA_DIR / "valid.json").exists() else set()
@@ -293,7 +303,7 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
                 learning_rate: float = LEARNING_RATE, rank: int = LORA_RANK, batch_size: int = BATCH_SIZE,
                 seed: int = SEED, data: str | None = None, resume: bool = False, max_steps: int = -1,
                 checkpoint: str | None = None, test_after: bool = True, adam_beta2: float = ADAM_BETA2,
-                first_layer: int = 0, lr_ratio: float = 1.0, dimensions: str | tuple[str, ...] = (),
+                first_layer: int = 0, lr_ratio: float = 1.0, dimensions: str | tuple[str, ...] = DIMENSION_MIX,
                 ending_every: int = ENDING_EVERY) -> str:
     """Train a LoRA adapter and save it (atomically) to output_dir.
 
@@ -313,18 +323,18 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = N_ROWS, epochs: 
         adam_beta2: AdamW's second-moment decay (0.95: see ADAM_BETA2).
         first_layer: put the LoRA on the linear layers of decoder blocks first_layer.. only (0: all blocks).
         lr_ratio: LoRA+ (peft's `create_loraplus_optimizer`): the B matrices learn lr_ratio x faster than A.
-        dimensions: draw generated rows from these dimensions only, comma-separated; a name given twice is
-            drawn twice as often (default: all six equally often).
+        dimensions: the dimensions drawn for generated rows, comma-separated; a name given twice is drawn twice
+            as often (default: DIMENSION_MIX; "" or time,length,mass,volume,speed,data: all six evenly).
         ending_every: one row in this many keeps "answer>" and EOS after "</" (1: every row; see ENDING_EVERY).
     """
     if ending_every < 1:
         raise ValueError(f"ending_every must be 1 or more, got {ending_every}")
-    dimensions = comma_list(dimensions)
-    note = (f"rows of {os.path.relpath(data)}" if data else "generated questions (`homework/questions.py`, balanced over unit "
-            "pairs, no validation question)") + ", loss on the answer only" + (
+    dimensions = comma_list(dimensions) or DIMENSIONS  # none named: all six evenly
+    note = (f"rows of {os.path.relpath(data)}" if data else "generated questions (`homework/questions.py`, balanced over "
+            "each drawn dimension's unit pairs, no validation question)") + ", loss on the answer only" + (
         f"; {ending_every - 1} rows in {ending_every} end at the closing tag's \"</\"" if ending_every > 1 else "")
     flags = f"--data {os.path.relpath(data)}" if data else (f"--n_rows {n_rows}" if n_rows != N_ROWS else "")
-    flags += f" --dimensions {','.join(dimensions)}" if dimensions and not data else ""
+    flags += f" --dimensions {','.join(dimensions)}" if not data else ""
     flags += f" --adam_beta2 {adam_beta2:g}" + (f" --first_layer {first_layer}" if first_layer else "") + (
         f" --lr_ratio {lr_ratio:g}" if lr_ratio != 1 else "") + f" --ending_every {ending_every}"
 

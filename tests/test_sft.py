@@ -115,6 +115,16 @@ def test_training_rows_can_weight_dimensions():
     assert set(dims) == {"mass", "data"} and 1.5 < dims.count("mass") / dims.count("data") < 2.7
 
 
+def test_training_rows_follow_the_dimension_mix_by_default():
+    """Time, with the most answers to learn, gets 3 rows in 10 by default; drawn evenly it would get 1 in 6."""
+    from homework.units import BY_NAME, parse_question
+
+    assert sft.DIMENSION_MIX.count("time") == 3 and len(sft.DIMENSION_MIX) == 10
+    rows = sft.training_rows(2000, seed=0)
+    dims = [BY_NAME[parse_question(q).src].dimension for q, _ in rows]
+    assert 0.26 < dims.count("time") / len(dims) < 0.34 and 0.07 < dims.count("data") / len(dims) < 0.13
+
+
 def test_lora_plus_gives_the_b_matrices_a_higher_rate(tiny_checkpoint, tmp_path, monkeypatch):
     """--lr_ratio trains with peft's LoRA+ optimizer, and the card's command says so."""
     from transformers import Trainer
@@ -155,7 +165,8 @@ def test_training_writes_adapter_card_and_curve(trained):
     assert fmt["steps"] == 4 and fmt["rank"] == sft.LORA_RANK
     # the card's command spells out the options, so a later change of a default does not falsify it
     assert ("Made by `python -m homework.sft train --epochs 1 --learning_rate 0.01 --batch_size 8 --seed 0 "
-            f"--rank {sft.LORA_RANK} --n_rows 64 --adam_beta2 {sft.ADAM_BETA2:g} --ending_every {sft.ENDING_EVERY}`;") in (trained / "README.md").read_text()
+            f"--rank {sft.LORA_RANK} --n_rows 64 --dimensions {','.join(sft.DIMENSION_MIX)} --adam_beta2 {sft.ADAM_BETA2:g} "
+            f"--ending_every {sft.ENDING_EVERY}`;") in (trained / "README.md").read_text()
 
 
 def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
