@@ -568,19 +568,45 @@ def speed(steps: int = 8, rows: int = 512) -> str:
     Ours: bf16 weights where the CPU has native bf16 (the fp32 adapter under bf16 autocast), eager attention,
     rows packed end to end (`PackCollator`), 3 in 4 ending at "</" (ENDING_EVERY), loss on answer positions
     only, batch 16. Plain: fp32, gradient checkpointing, SDPA attention, batch 32, every row padded to 128 tokens.
+    Also prints the floor of our step: the time its frozen matrix products need at this CPU's own rate
+    (`matmul_floor`), which no faster code can beat.
 
     Args:
         steps: optimizer steps timed per set-up (after one warm-up step).
         rows: generated rows to draw batches from.
     """
     data = training_rows(rows, SEED)
-    ours = _steps_per_second(steps, BATCH_SIZE, None, pad_to=None, checkpointing=False, data=data)
+    ours = _steps_per_second(steps, BATCH_SIZE, None, pad_to=None, checkpointing=False, data=data, floor=True)
     plain = _steps_per_second(steps, 32, torch.float32, pad_to=128, checkpointing=True, data=data)
+    floor, gflops = ours[3]
     return (f"rows/s: ours {ours[0]:.1f} ({ours[1]}), plain {plain[0]:.1f} ({plain[1]}); "
-            f"ratio {ours[0] / plain[0]:.2f}x")
+            f"ratio {ours[0] / plain[0]:.2f}x; our step {BATCH_SIZE / ours[0]:.2f} s for {ours[2]:.0f} tokens, "
+            f"of which its frozen matrix products need at least {floor:.2f} s ({gflops:.0f} GFLOPS)")
 
 
-def _steps_per_second(steps, batch_size, dtype, pad_to, checkpointing, data) -> tuple[float, str]:
+def matmul_floor(model, tokens: int, dtype: torch.dtype, repeats: int = 10) -> tuple[float, float]:
+    """(seconds, GFLOPS): the least time one LoRA training step of `tokens` tokens spends in frozen matrix products.
+
+    Each frozen linear layer of the decoder blocks runs twice a step, forward and backward for its input's
+    gradient: 4 x in x out FLOPs a token (the adapter, attention scores and the LM head come on top). The rate
+    is this CPU's, timed on the largest of those layers' shapes with `tokens` rows in `dtype`.
+    """
+    blocks = model.get_base_model().model.layers
+    weights = {id(m.weight): m.weight for name, m in blocks.named_modules()
+               if isinstance(m, torch.nn.Linear) and "lora_" not in name}.values()
+    flops = sum(4 * w.shape[0] * w.shape[1] for w in weights) * tokens
+    largest = max(weights, key=lambda w: w.numel())
+    x, w = torch.randn(tokens, largest.shape[1], dtype=dtype), torch.randn(largest.shape, dtype=dtype)
+    torch.nn.functional.linear(x, w)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.nn.functional.linear(x, w)
+    rate = 2 * tokens * w.numel() * repeats / (time.perf_counter() - started)
+    return flops / rate, rate / 1e9
+
+
+def _steps_per_second(steps, batch_size, dtype, pad_to, checkpointing, data, floor=False) -> tuple:
+    """(rows/s, label, tokens a step, with `floor` also `matmul_floor` at that many tokens)."""
     llm = BaseLLM(dtype=dtype)
     model = _build_model(llm, LORA_RANK)
     if checkpointing:  # the plain set-up: also the stock attention
@@ -591,7 +617,7 @@ def _steps_per_second(steps, batch_size, dtype, pad_to, checkpointing, data) -> 
     rows = _build_data(llm.tokenizer, data, 1 if pad_to else ENDING_EVERY)
     collate = (PadCollator if pad_to else PackCollator)(llm.tokenizer.pad_token_id)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE)
-    started = None
+    started, tokens = None, 0
     for step in range(steps + 1):
         batch = rows[step * batch_size:(step + 1) * batch_size]
         if pad_to:
@@ -608,8 +634,12 @@ def _steps_per_second(steps, batch_size, dtype, pad_to, checkpointing, data) -> 
         optimizer.zero_grad()
         if step == 0:
             started = time.perf_counter()
+        else:
+            tokens += inputs["input_ids"].numel()  # the token slots computed, padding included
     rate = steps * batch_size / (time.perf_counter() - started)
-    return rate, f"{str(llm.dtype).replace('torch.', '')}, batch {batch_size}"
+    per_step = tokens / steps
+    label = f"{str(llm.dtype).replace('torch.', '')}, batch {batch_size}"
+    return (rate, label, per_step) + ((matmul_floor(model, round(per_step), llm.dtype),) if floor else ())
 
 
 RESUME_HINT = "interrupted; the last checkpoint is kept: add --resume to the same train command to continue"

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 import bundle
 from grader import BundleError, grade, report, safe_extract
 from homework import sft
+from homework.units import DIMENSIONS
 
 REPO = Path(__file__).resolve().parent.parent
 N = 6  # questions per model case: enough to exercise every check in seconds
@@ -33,7 +34,7 @@ def honest(tmp_path_factory):
     """
     root = _copy_package(tmp_path_factory.mktemp("honest"))
     sft.train_model(output_dir=str(root / "homework" / "sft_model"), n_rows=1280, batch_size=16, max_steps=80,
-                    test_after=False, dimensions="time,length,mass,volume,speed,data")
+                    test_after=False, dimensions=DIMENSIONS)
     return root
 
 

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from homework import sft
-from homework.base_llm import ModelUnavailable, embedded_model_dir
+from homework.base_llm import BaseLLM, ModelUnavailable, embedded_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -281,3 +281,15 @@ def test_bf16_training_keeps_an_fp32_adapter_and_the_same_loss(tiny_checkpoint, 
     for name, grad in fast_grads.items():
         assert grad.dtype == torch.float32 and grad.abs().sum() > 0, name
         assert torch.nn.functional.cosine_similarity(grad.flatten(), stock_grads[name].flatten(), dim=0) > 0.95, name
+
+
+def test_matmul_floor_counts_each_frozen_linear_twice(tiny_checkpoint):
+    """4 x in x out FLOPs a token for every frozen linear layer of the blocks; the adapter's own are not counted."""
+    llm = BaseLLM(tiny_checkpoint, dtype=torch.float32)
+    model = sft._build_model(llm, rank=4)
+    blocks = llm.model.config
+    per_layer = 2 * blocks.hidden_size * blocks.hidden_size  # q and o
+    per_layer += 2 * blocks.hidden_size * blocks.num_key_value_heads * (blocks.hidden_size // blocks.num_attention_heads)
+    per_layer += 3 * blocks.hidden_size * blocks.intermediate_size  # gate, up, down
+    seconds, gflops = sft.matmul_floor(model, tokens=64, dtype=torch.float32, repeats=2)
+    assert gflops > 0 and seconds == pytest.approx(4 * per_layer * blocks.num_hidden_layers * 64 / (gflops * 1e9))
