@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from homework import sft
 from homework.base_llm import BaseLLM, ModelUnavailable, embedded_model_dir
+from homework.units import BY_NAME, parse_question
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,6 @@ QUESTIONS = [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons
 
 def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
     """Packing rows end to end (own positions, block-diagonal mask) changes the token count, not the loss."""
-    from homework.base_llm import BaseLLM
-
     rows = [sft.tokenize(tokenizer, q, a) for q, a in QUESTIONS]
     packed = sft.PackCollator(tokenizer.pad_token_id, width=40)(rows)
     lengths = [len(r["input_ids"]) for r in rows]
@@ -73,8 +72,6 @@ def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
 
 def test_trimmed_rows_end_at_the_closing_tag_and_keep_their_other_losses(tiny_checkpoint, tokenizer):
     """3 rows in 4 stop after "</"; what is left of a row scores as it did in the whole row."""
-    from homework.base_llm import BaseLLM
-
     whole = sft._build_data(tokenizer, QUESTIONS)
     rows = sft._build_data(tokenizer, QUESTIONS, ending_every=4)
     assert rows[0] == whole[0] and rows[4] == whole[4]  # rows 0 and 4 keep "answer>" and EOS
@@ -96,8 +93,6 @@ def test_trimmed_rows_end_at_the_closing_tag_and_keep_their_other_losses(tiny_ch
 
 
 def test_first_layer_puts_the_adapter_on_the_upper_blocks_only(tiny_checkpoint):
-    from homework.base_llm import BaseLLM
-
     model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4, first_layer=1)
     adapted = {n.split(".lora_A")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
     assert adapted and all(".layers.1." in n for n in adapted)
@@ -108,8 +103,6 @@ def test_first_layer_puts_the_adapter_on_the_upper_blocks_only(tiny_checkpoint):
 
 
 def test_training_rows_can_weight_dimensions():
-    from homework.units import BY_NAME, parse_question
-
     rows = sft.training_rows(300, seed=0, dimensions=("mass", "mass", "data"))
     dims = [BY_NAME[parse_question(q).src].dimension for q, _ in rows]
     assert set(dims) == {"mass", "data"} and 1.5 < dims.count("mass") / dims.count("data") < 2.7
@@ -117,8 +110,6 @@ def test_training_rows_can_weight_dimensions():
 
 def test_training_rows_follow_the_dimension_mix_by_default():
     """Time, with the most answers to learn, gets 3 rows in 10 by default; drawn evenly it would get 1 in 6."""
-    from homework.units import BY_NAME, parse_question
-
     assert sft.DIMENSION_MIX.count("time") == 3 and len(sft.DIMENSION_MIX) == 10
     rows = sft.training_rows(2000, seed=0)
     dims = [BY_NAME[parse_question(q).src].dimension for q, _ in rows]
@@ -247,8 +238,6 @@ def test_diverged_run_keeps_the_old_adapter(tiny_checkpoint, tmp_path, monkeypat
 def test_bf16_training_keeps_an_fp32_adapter_and_the_same_loss(tiny_checkpoint, tokenizer):
     """bf16 base weights: the adapter stays fp32 (what is saved and updated), runs under autocast, and the
     loss and adapter gradients agree with peft's own fp32 path to bf16 precision."""
-    from homework.base_llm import BaseLLM
-
     rows = [sft.tokenize(tokenizer, q, a) for q, a in [("Convert 1 m to ft.", 3.28), ("How many g in 2 kg?", 2000)]]
     batch = sft.PadCollator(tokenizer.pad_token_id)(rows)
     torch.manual_seed(0)
@@ -287,9 +276,9 @@ def test_matmul_floor_counts_each_frozen_linear_twice(tiny_checkpoint):
     """4 x in x out FLOPs a token for every frozen linear layer of the blocks; the adapter's own are not counted."""
     llm = BaseLLM(tiny_checkpoint, dtype=torch.float32)
     model = sft._build_model(llm, rank=4)
-    blocks = llm.model.config
-    per_layer = 2 * blocks.hidden_size * blocks.hidden_size  # q and o
-    per_layer += 2 * blocks.hidden_size * blocks.num_key_value_heads * (blocks.hidden_size // blocks.num_attention_heads)
-    per_layer += 3 * blocks.hidden_size * blocks.intermediate_size  # gate, up, down
+    config = llm.model.config
+    per_layer = 2 * config.hidden_size * config.hidden_size  # q and o
+    per_layer += 2 * config.hidden_size * config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
+    per_layer += 3 * config.hidden_size * config.intermediate_size  # gate, up, down
     seconds, gflops = sft.matmul_floor(model, tokens=64, dtype=torch.float32, repeats=2)
-    assert gflops > 0 and seconds == pytest.approx(4 * per_layer * blocks.num_hidden_layers * 64 / (gflops * 1e9))
+    assert gflops > 0 and seconds == pytest.approx(4 * per_layer * config.num_hidden_layers * 64 / (gflops * 1e9))
