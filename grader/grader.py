@@ -25,7 +25,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from homework.base_llm import embedded_model_dir, parse_answer
+from homework.base_llm import embedded_model_dir
+from homework.formats import parse_answer
 from homework.data import DATA_DIR, is_answer_valid, load_rows
 from homework.questions import generate
 

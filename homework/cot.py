@@ -3,15 +3,16 @@
     python -m homework.cot test                  # 100 validation questions
 
 The prompt is a chat: short instructions, worked examples, then the question. Because a 135M model cannot
-recall conversion factors, the prompt also states the one fact the question needs ("1 meter = 3.28084
-feet"), which the units registry picks from the question text alone, never from a stored answer.
+recall conversion factors, each question comes with the one fact it needs in front ("1 meter = 3.28 feet.
+How many ..."), which the units registry reads from the question text alone, never from a stored answer
+(`formats.with_hint`, the same hint RFT sampling uses).
 """
 
 from __future__ import annotations
 
-
-from .base_llm import BaseLLM, question_prompt, run_cli
-from .units import BY_NAME, UnitError, factor, format_number, parse_question
+from .base_llm import BaseLLM, run_cli
+from .data import evaluate
+from .formats import question_prompt, with_hint, worked_answer
 
 INSTRUCTIONS = ("You convert units. Use the fact given, multiply the quantity by it, and be concise. "
                 "End with the result inside <answer></answer>.")
@@ -23,47 +24,15 @@ EXAMPLES = (
     ("How many seconds are in 3 years?", "year", "second", 3.0),
     ("Convert 5 MB to gigabytes.", "megabyte", "gigabyte", 5.0),
 )
-FACT_DIGITS = 3  # significant digits of a stated factor: few digits to multiply, still well inside 5 %
-
-
-def hint(question: str) -> str:
-    """The conversion fact a question needs, read from its text; empty when the units are unknown."""
-    try:
-        conv = parse_question(question)
-    except UnitError:
-        return ""
-    return f"1 {conv.src} = {fact_number(factor(conv.src, conv.dst))} {BY_NAME[conv.dst].plural}"
-
-
-def fact_number(x: float) -> str:
-    """A factor as the model multiplies best: plain between 0.1 and 1000, else mantissa and power of ten,
-    because a 135M model miscounts long runs of zeros ('7 * 1000000') but copies an exponent reliably."""
-    if 0.1 <= abs(x) < 1000:
-        return format_number(x, FACT_DIGITS)
-    mantissa, exp = f"{x:.{FACT_DIGITS - 1}e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exp)}"
-
-
-def worked_answer(quantity: float, src: str, dst: str) -> str:
-    """A reasoning trace in the style the model should imitate: restate the fact, multiply, answer."""
-    f = fact_number(factor(src, dst))
-    mantissa, _, exp = f.partition("e")
-    product = format_number(quantity * float(mantissa), FACT_DIGITS) + (f"e{exp}" if exp else "")
-    q = format_number(quantity)
-    return (f"1 {src} = {f} {BY_NAME[dst].plural}, so {q} {BY_NAME[src].plural} = {q} * {f} = {product}. "
-            f"<answer>{product}</answer>")
 
 
 def cot_messages(question: str) -> list[dict]:
     """The chat for one question: instructions, worked examples, then the question with its fact."""
     messages = [{"role": "system", "content": INSTRUCTIONS}]
     for q, src, dst, quantity in EXAMPLES:
-        messages.append({"role": "user", "content": f"{q}\nFact: {hint(q)}"})
+        messages.append({"role": "user", "content": with_hint(q)})
         messages.append({"role": "assistant", "content": worked_answer(quantity, src, dst)})
-    question = question_prompt(question)
-    fact = hint(question)
-    messages.append({"role": "user", "content": f"{question}\nFact: {fact}" if fact else question})
+    messages.append({"role": "user", "content": with_hint(question_prompt(question))})
     return messages
 
 
@@ -86,9 +55,7 @@ def test(split: str = "valid", max_question: int = 100) -> str:
         split: data split name (data/<split>.json) or a JSON path.
         max_question: how many questions (the course uses 100).
     """
-    from .sft import _test
-
-    return _test(load(), split, max_question)
+    return evaluate(load(), split, max_question)
 
 
 def main() -> None:

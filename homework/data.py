@@ -115,6 +115,16 @@ def benchmark(model, dataset: Dataset, max_question: int | None = None) -> Bench
     return BenchmarkResult(accuracy, answer_rate, samples)
 
 
+def evaluate(model, split: str = "valid", max_question: int | None = None) -> str:
+    """Benchmark `model` on a split, print a few wrong answers and the size, return the summary line."""
+    result = benchmark(model, Dataset(split), max_question)
+    for s in [s for s in result.samples if not s["is_correct"]][:5]:
+        print(f"wrong: {s['question']!r} -> {s['answer']} (true {s['correct_answer']:.6g})")
+    dtype = str(getattr(model, "dtype", "")).replace("torch.", "")
+    print(f"{split}: {len(result.samples)} questions" + (f", dtype {dtype}" if dtype else ""))
+    return result.summary()
+
+
 def check(split: str = "valid") -> str:
     """Validate a data file: `python -m homework.data check data/train.json`."""
     return f"{Dataset(split).path}: {len(Dataset(split))} rows, well formed"

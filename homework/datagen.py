@@ -2,13 +2,13 @@
 
     python -m homework.datagen data/rft.json                          # round 1: sample the CoT model
     python -m homework.datagen data/rft.json --model rft              # later rounds: sample the RFT model, merge
-    python -m homework.datagen data/rft.json --model rft --hint --questions data/rft_questions.json
+    python -m homework.datagen data/rft.json --model rft --hint --questions runs/rft/questions/rft_questions_r19_wide.json
     python -m homework.datagen data/rft.json --oversample 10 --temperature 0.6 --questions data/train.json
 
 For each question, sample `oversample` completions; accept one only through the benchmark's own
 `parse_answer` + `is_answer_valid`, cut after `</answer>`. Among the accepted ones keep, by default
 (`--keep sound`), a *sound* one if there is any: the fact, the product and the answer in the trained shape
-and right (`reasoning_fault`); the 5 % check alone also passes "7 * 25.4 = 171.6" or "1 quart = 0.946
+and right (`formats.reasoning_fault`); the 5 % check alone also passes "7 * 25.4 = 171.6" or "1 quart = 0.946
 quarts, so 946 = 946 * 2 = 1946", and a model trained on those learns them. `--keep shortest` keeps the
 shortest accepted one (rounds 1-7 of data/rft.json). Rows are [question, answer, reasoning]. Rejected
 samples go to `<output>.rejected.jsonl` with the reason.
@@ -19,70 +19,26 @@ sampled again; the output JSON is only ever replaced whole (write beside, then r
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import base_llm
-from .base_llm import BaseLLM, parse_answer, run_cli
-from .cot import hint as fact_hint
-from .data import Dataset, is_answer_valid, load_rows, writable_dir
+from .base_llm import BaseLLM, run_cli
+from .data import Dataset, load_rows, writable_dir
+from .formats import judge, reasoning_fault, with_hint
 from .questions import save_rows
-from .units import UnitError, factor, parse_question
 
-CLOSE = "</answer>"
-_NUM = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
-# "1 <unit> = <f> <units>, so <q> <units> = <q> * <f> = <p>[ <units>]. <answer><p></answer>"
-_SOUND_SHAPE = re.compile(rf"1 [^=,]+ = (?P<f>{_NUM}) [^=,]+, so (?P<q>{_NUM}) [^=]+ = (?P<q2>{_NUM}) \* "
-                          rf"(?P<f2>{_NUM}) = (?P<p>{_NUM})(?: [^=.<]+)?\. <answer>(?P<a>{_NUM})</answer>")
-FACT_TOLERANCE = 0.01  # a fact stated to 3 significant digits is within 0.5 % of the registry's
-PRODUCT_TOLERANCE = 0.01  # a product written to 3 significant digits likewise
-
-
-def judge(text: str, answer: float) -> tuple[str, str]:
-    """(verdict, reasoning cut after </answer>); verdict is ok, no tag, truncated or wrong value."""
-    if "<answer>" not in text:
-        return "no tag", text
-    end = text.find(CLOSE, text.find("<answer>"))
-    if end < 0:
-        return "truncated", text
-    reasoning = text[: end + len(CLOSE)].strip()
-    return ("ok" if is_answer_valid(parse_answer(reasoning), answer) else "wrong value"), reasoning
-
-
-def reasoning_fault(question: str, reasoning: str) -> str:
-    """What is wrong with an accepted reasoning, or '' when it is sound: the trained shape (fact, then
-    quantity * factor = product, then the product as the answer), the question's own quantity, a fact within
-    1 % of the units registry's, a product within 1 % of the multiplication written, the answer equal to it."""
-    m = _SOUND_SHAPE.fullmatch(reasoning.strip())
-    if not m:
-        return "shape"
-    try:
-        conv = parse_question(question)
-    except UnitError:
-        return "question not understood"
-    f, q, q2, f2, p, a = (float(m[k]) for k in ("f", "q", "q2", "f2", "p", "a"))
-    if not q == q2 == conv.quantity:
-        return "quantity"
-    true = factor(conv.src, conv.dst)
-    if f != f2 or abs(f - true) > FACT_TOLERANCE * abs(true):
-        return "fact"
-    if abs(p - q * f) > PRODUCT_TOLERANCE * abs(q * f):
-        return "product"
-    return "" if a == p else "answer is not the product"
-
-
-def _sampler(model: str) -> BaseLLM:
+def _sampler(model: str, model_dir: str = "", checkpoint: str = "") -> BaseLLM:
     if model == "cot":
         from .cot import CoTModel
 
-        return CoTModel()
+        return CoTModel(checkpoint or None)
     if model == "rft":
-        from .rft import load
+        from .rft import MODEL_DIR, load
 
-        llm = load()
+        llm = load(model_dir or MODEL_DIR, checkpoint or None)
         # Sampling only: folding the LoRA into the weights removes its extra matmuls from every decoding step.
         # load() itself keeps the adapter separate, so what is tested and graded is the adapter as saved.
         llm.model = llm.model.merge_and_unload()
@@ -120,7 +76,8 @@ def _read_progress(path: Path) -> dict[str, str | None]:
 
 def generate_dataset(output_json: str, oversample: int = 10, temperature: float = 0.6,
                      questions: str = "train", model: str = "cot", limit: int | None = None,
-                     hint: bool = False, seed: int = 0, naive_baseline: int = 0, keep: str = "sound") -> str:
+                     hint: bool = False, seed: int = 0, naive_baseline: int = 0, keep: str = "sound",
+                     model_dir: str = "", checkpoint: str = "") -> str:
     """Sample, filter and merge RFT rows into output_json.
 
     Args:
@@ -138,6 +95,8 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         keep: sound (a sound accepted sample first, then the shortest; a question whose row in output_json
             is not sound is sampled again, and its row replaced only by a sound one) or shortest (the shortest
             accepted sample; questions with a row are never sampled again).
+        model_dir: with --model rft, the adapter folder to sample from (default: homework/rft_model).
+        checkpoint: base model: a transformers name or path (default: the adapter's record, else the embedded one).
     """
     import torch
 
@@ -154,11 +113,10 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         return question in kept and (keep == "shortest" or not reasoning_fault(*kept[question][::2]))
 
     todo = [r for r in rows if not settled(r[0]) and r[0] not in done]
-    llm = _sampler(model)
+    llm = _sampler(model, model_dir, checkpoint)
     torch.manual_seed(seed)
     def prompt(question: str) -> str:  # what the sampler is asked; the saved row keeps the bare question
-        fact = fact_hint(question) if hint and model != "cot" else ""
-        return f"{fact}. {question.strip()}" if fact else question
+        return with_hint(question) if hint and model != "cot" else question
 
     naive = _naive_tokens_per_second(llm, [prompt(q) for q, *_ in todo[:naive_baseline]], oversample,
                                      temperature) if naive_baseline and todo else None

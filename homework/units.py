@@ -200,11 +200,6 @@ def _strong_enough(text: str, mention) -> bool:
     return bool(re.search(r"\b(to|into|in)$", before)) and re.fullmatch(r"[?.!]*", tail) is not None
 
 
-def fact(src: str, dst: str) -> str:
-    """The one conversion fact a question needs, e.g. '1 meter = 3.28084 feet'."""
-    return f"1 {src} = {format_number(factor(src, dst), 6)} {BY_NAME[dst].plural}"
-
-
 def format_number(x: float, digits: int = 3) -> str:
     """`digits` significant digits: plain decimals for 1e-4 <= |x| < 1e7, else short scientific ('8e9')."""
     if x == 0 or x != x or x in (float("inf"), float("-inf")):

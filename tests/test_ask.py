@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from homework import ask
-from homework.base_llm import MAX_QUESTION_CHARS
+from homework.formats import MAX_QUESTION_CHARS
 
 
 def test_reads_arguments_and_stdin_skipping_bad_bytes(capsys):

@@ -4,7 +4,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from homework.base_llm import embedded_model_dir
-from homework.cot import EXAMPLES, cot_messages, hint, worked_answer
+from homework.cot import EXAMPLES, cot_messages
+from homework.formats import hint, parse_answer, worked_answer
 
 
 @pytest.mark.parametrize("question,fact", [
@@ -31,7 +32,5 @@ def test_prompt_is_a_chat_with_examples_and_fact():
 
 
 def test_worked_answer_is_correct_and_parses():
-    from homework.base_llm import parse_answer
-
     assert parse_answer(worked_answer(4.0, "foot", "inch")) == 48.0
     assert parse_answer(worked_answer(3.0, "year", "second")) == pytest.approx(9.48e7)

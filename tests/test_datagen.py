@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from homework import datagen
+from homework import datagen, formats
 
 JUDGE = [
     ("1 m = 3.28 ft, so 7 * 3.28 = 22.96. <answer>22.96</answer>", 22.9659, "ok"),         # right
@@ -19,7 +19,7 @@ JUDGE = [
 
 @pytest.mark.parametrize("text,answer,verdict", JUDGE)
 def test_judge(text, answer, verdict):
-    got, reasoning = datagen.judge(text, answer)
+    got, reasoning = formats.judge(text, answer)
     assert got == verdict
     if verdict == "ok":
         assert reasoning.endswith("</answer>")
@@ -59,7 +59,7 @@ def questions(tmp_path):
 
 def test_keeps_shortest_correct_and_logs_rejects(tmp_path, questions, monkeypatch):
     path, truth = questions
-    monkeypatch.setattr(datagen, "_sampler", lambda model: FakeSampler(truth))
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: FakeSampler(truth))
     out = tmp_path / "rft.json"
     datagen.generate_dataset(str(out), oversample=3, questions=str(path))
     rows = json.loads(out.read_text())
@@ -73,13 +73,13 @@ def test_interrupted_run_resumes_without_resampling(tmp_path, questions, monkeyp
     path, truth = questions
     monkeypatch.setattr("homework.base_llm.SAMPLE_CHUNK", 32)  # 16 questions x 2 samples per step
     first = FakeSampler(truth, fail_after=16)  # dies on the second chunk
-    monkeypatch.setattr(datagen, "_sampler", lambda model: first)
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: first)
     out = tmp_path / "rft.json"
     with pytest.raises(KeyboardInterrupt):
         datagen.generate_dataset(str(out), oversample=2, questions=str(path))
     assert not out.exists(), "an interrupted run must not leave a half-written output"
     second = FakeSampler(truth)
-    monkeypatch.setattr(datagen, "_sampler", lambda model: second)
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: second)
     datagen.generate_dataset(str(out), oversample=2, questions=str(path))
     assert not set(first.seen) & set(second.seen), "a finished question was sampled twice"
     assert len(json.loads(out.read_text())) == 40
@@ -91,7 +91,7 @@ def test_later_round_only_samples_questions_without_a_row(tmp_path, questions, m
     q0 = next(iter(truth))
     out.write_text(json.dumps([[q0, truth[q0], f"<answer>{truth[q0]}</answer>"]]))
     sampler = FakeSampler(truth)
-    monkeypatch.setattr(datagen, "_sampler", lambda model: sampler)
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: sampler)
     datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="rft", keep="shortest")
     assert q0 not in sampler.seen and len(json.loads(out.read_text())) == 40
 
@@ -112,15 +112,15 @@ SOUND = [
 
 @pytest.mark.parametrize("reasoning,fault", SOUND)
 def test_reasoning_fault(reasoning, fault):
-    assert datagen.reasoning_fault(Q, reasoning) == fault
+    assert formats.reasoning_fault(Q, reasoning) == fault
 
 
 def test_reasoning_fault_reads_exponents_and_the_question():
     q = "How many kilobytes are in 5 GB?"
-    assert datagen.reasoning_fault(q, "1 gigabyte = 1e6 kilobytes, so 5 GB = 5 * 1e6 = 5e6. <answer>5e6</answer>") == ""
-    assert datagen.reasoning_fault(q, "1 gigabyte = 1e6 kilobytes, so 5 GB = 5 * 1e6 = 5e5. <answer>5e5</answer>") \
+    assert formats.reasoning_fault(q, "1 gigabyte = 1e6 kilobytes, so 5 GB = 5 * 1e6 = 5e6. <answer>5e6</answer>") == ""
+    assert formats.reasoning_fault(q, "1 gigabyte = 1e6 kilobytes, so 5 GB = 5 * 1e6 = 5e5. <answer>5e5</answer>") \
         == "product"
-    assert datagen.reasoning_fault("What is love?", SOUND[0][0]) == "question not understood"
+    assert formats.reasoning_fault("What is love?", SOUND[0][0]) == "question not understood"
 
 
 class SoundSampler(FakeSampler):
@@ -143,17 +143,17 @@ def test_keep_sound_prefers_and_upgrades_rows(tmp_path, questions, monkeypatch):
     sound_row = [q_sound, truth[q_sound], "1 meter = 3.28 feet, so 2 meters = 2 * 3.28 = 6.56. <answer>6.56</answer>"]
     out.write_text(json.dumps([[q_loose, truth[q_loose], f"<answer>{truth[q_loose]}</answer>"], sound_row]))
     sampler = SoundSampler(truth)
-    monkeypatch.setattr(datagen, "_sampler", lambda model: sampler)
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: sampler)
     datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="rft")
     rows = {r[0]: r for r in json.loads(out.read_text())}
     assert q_loose in sampler.seen, "a row that is not sound is sampled again"
     assert q_sound not in sampler.seen and rows[q_sound] == sound_row
-    assert len(rows) == 40 and all(datagen.reasoning_fault(q, r[2]) == "" for q, r in rows.items())
+    assert len(rows) == 40 and all(formats.reasoning_fault(q, r[2]) == "" for q, r in rows.items())
 
 
 def test_keep_shortest_keeps_the_old_choice(tmp_path, questions, monkeypatch):
     path, truth = questions
-    monkeypatch.setattr(datagen, "_sampler", lambda model: SoundSampler(truth))
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: SoundSampler(truth))
     out = tmp_path / "rft.json"
     datagen.generate_dataset(str(out), oversample=2, questions=str(path), keep="shortest")
     assert all(r[2] == f"<answer>{r[1]}</answer>" for r in json.loads(out.read_text()))
@@ -163,18 +163,18 @@ def test_keep_shortest_keeps_the_old_choice(tmp_path, questions, monkeypatch):
 
 def test_hint_is_in_the_sampling_prompt_but_not_in_the_rows(tmp_path, questions, monkeypatch):
     path, truth = questions
-    sampler = FakeSampler({f"1 meter = 3.28 feet. {q}": a for q, a in truth.items()})
-    monkeypatch.setattr(datagen, "_sampler", lambda model: sampler)
+    sampler = FakeSampler({formats.with_hint(q): a for q, a in truth.items()})
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: sampler)
     out = tmp_path / "rft.json"
     datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="rft", hint=True)
-    assert all(p.startswith("1 meter = 3.28 feet. How many feet") for p in sampler.seen)
+    assert all(p.startswith("How many feet") and p.endswith("\nFact: 1 meter = 3.28 feet") for p in sampler.seen)
     assert {r[0] for r in json.loads(out.read_text())} == set(truth), "rows must keep the bare question"
 
 
 def test_naive_baseline_is_measured_in_the_same_run(tmp_path, questions, monkeypatch, tiny_llm, capsys):
     path, _ = questions
     tiny_llm.max_new_tokens = 4
-    monkeypatch.setattr(datagen, "_sampler", lambda model: tiny_llm)
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: tiny_llm)
     datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2, questions=str(path), model="rft",
                              limit=3, naive_baseline=2)
     out = capsys.readouterr().out

@@ -5,7 +5,7 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from homework.base_llm import format_answer, parse_answer
+from homework.formats import format_answer, parse_answer
 from homework.data import is_answer_valid
 
 CASES = [

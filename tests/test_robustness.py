@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from homework import sft
+from homework import sft, training
 from homework.data import DataError, Dataset, writable_dir
 
 
@@ -25,7 +25,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_checkpoint, tmp_p
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 240
-        while sft._last_checkpoint(work) is None:
+        while training.last_checkpoint(work) is None:
             assert proc.poll() is None, "training ended before it could be killed"
             assert time.time() < deadline, "no checkpoint within 4 minutes"
             time.sleep(0.2)
@@ -33,7 +33,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_checkpoint, tmp_p
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert not out.exists(), "a killed run must not leave an adapter behind"
-    reached = int(sft._last_checkpoint(work).name.split("-")[1])
+    reached = int(training.last_checkpoint(work).name.split("-")[1])
     message = sft.train_model(output_dir=str(out), checkpoint=tiny_checkpoint, n_rows=400, batch_size=4,
                               max_steps=reached + 5, resume=True, test_after=False)
     assert f"resuming from checkpoint-{reached}" in capsys.readouterr().err
@@ -51,7 +51,7 @@ def test_resume_skips_a_checkpoint_cut_short(tmp_path):
         (ckpt / "adapter_model.safetensors").write_bytes(b"x")
         if complete:
             (ckpt / "trainer_state.json").write_text("{}")
-    assert sft._last_checkpoint(tmp_path).name == "checkpoint-25"
+    assert training.last_checkpoint(tmp_path).name == "checkpoint-25"
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +75,11 @@ def test_interrupted_save_never_leaves_a_half_adapter(adapter, tiny_checkpoint, 
             raise KeyboardInterrupt
         return real_replace(src, dst)
 
-    monkeypatch.setattr(sft.os, "replace", replace)
+    monkeypatch.setattr(training.os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         sft.train_model(output_dir=str(adapter), checkpoint=tiny_checkpoint, n_rows=32, batch_size=8, max_steps=2,
                         learning_rate=5e-2, seed=1, test_after=False)
-    monkeypatch.setattr(sft.os, "replace", real_replace)
+    monkeypatch.setattr(training.os, "replace", real_replace)
     llm = sft.load_adapter(adapter, checkpoint=tiny_checkpoint)  # the previous adapter, whole
     old = adapter.with_name(adapter.name + ".old")
     where = adapter if (adapter / "adapter_model.safetensors").exists() else old

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from homework import sft
-from homework.base_llm import BaseLLM, ModelUnavailable, embedded_model_dir
+from homework import formats, profiling, records, sft, training
+from homework.base_llm import DEFAULT_CHECKPOINT, BaseLLM, ModelUnavailable, embedded_model_dir
 from homework.units import BY_NAME, parse_question
 
 
@@ -19,7 +19,7 @@ def tokenizer():
 
 
 def test_labels_cover_only_answer_and_eos(tokenizer):
-    row = sft.tokenize(tokenizer, "How many feet are in 7 meters?", 22.9659)
+    row = sft.encode_rows(tokenizer, [("How many feet are in 7 meters?", 22.9659)])[0]
     labelled = [t for t, l in zip(row["input_ids"], row["labels"]) if l != -100]
     assert tokenizer.decode(labelled) == " <answer>23</answer>" + tokenizer.eos_token
     prompt_len = row["labels"].index(next(l for l in row["labels"] if l != -100))
@@ -28,8 +28,8 @@ def test_labels_cover_only_answer_and_eos(tokenizer):
 
 
 def test_collator_pads_right_and_masks_padding(tokenizer):
-    rows = [sft.tokenize(tokenizer, "Convert 1 m to ft.", 3.28), sft.tokenize(tokenizer, "How many grams are in 3 metric tons?", 3e6)]
-    batch = sft.PadCollator(tokenizer.pad_token_id)(rows)
+    rows = sft.encode_rows(tokenizer, [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons?", 3e6)])
+    batch = training.PadCollator(tokenizer.pad_token_id)(rows)
     short = len(rows[0]["input_ids"])
     assert batch["input_ids"].shape[1] == max(len(r["input_ids"]) for r in rows)
     assert (batch["labels"][0, short:] == -100).all() and (batch["attention_mask"][0, short:] == 0).all()
@@ -41,8 +41,8 @@ QUESTIONS = [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons
 
 def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
     """Packing rows end to end (own positions, block-diagonal mask) changes the token count, not the loss."""
-    rows = [sft.tokenize(tokenizer, q, a) for q, a in QUESTIONS]
-    packed = sft.PackCollator(tokenizer.pad_token_id, width=40)(rows)
+    rows = sft.encode_rows(tokenizer, QUESTIONS)
+    packed = training.PackCollator(tokenizer.pad_token_id, width=40)(rows)
     lengths = [len(r["input_ids"]) for r in rows]
     n_seq, width = packed["input_ids"].shape
     assert n_seq == math.ceil(sum(lengths) / 40) < len(rows)
@@ -51,37 +51,37 @@ def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
     assert (packed["labels"] != -100).sum() == sum(sum(l != -100 for l in r["labels"]) for r in rows)
     assert sorted(packed["input_ids"][packed["segments"] >= 0].tolist()) == sorted(t for r in rows for t in r["input_ids"])
     torch.manual_seed(0)
-    model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4)
+    model = training.build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4)
     for name, p in model.named_parameters():
         if "lora_B" in name:  # a non-zero adapter, so the check covers it too
             torch.nn.init.normal_(p, std=0.05)
     with torch.no_grad():
-        padded_loss = sft.answer_loss(model, sft.PadCollator(tokenizer.pad_token_id)(rows))
-        packed_loss = sft.answer_loss(model, packed)
-        shuffled = sft.answer_loss(model, sft.PackCollator(tokenizer.pad_token_id, width=40)(rows[::-1]))
+        padded_loss = training.answer_loss(model, training.PadCollator(tokenizer.pad_token_id)(rows))
+        packed_loss = training.answer_loss(model, packed)
+        shuffled = training.answer_loss(model, training.PackCollator(tokenizer.pad_token_id, width=40)(rows[::-1]))
     assert packed_loss.item() == pytest.approx(padded_loss.item(), rel=1e-5)
     assert shuffled.item() == pytest.approx(padded_loss.item(), rel=1e-5)
     # and the mask matters: all rows in one sequence give the same loss, unless each row sees the rows before it
-    one = sft.PackCollator(tokenizer.pad_token_id, width=1000)(rows)
+    one = training.PackCollator(tokenizer.pad_token_id, width=1000)(rows)
     leaky = dict(one, segments=torch.zeros_like(one["segments"]))
     with torch.no_grad():
         assert one["input_ids"].shape[0] == 1
-        assert sft.answer_loss(model, one).item() == pytest.approx(padded_loss.item(), rel=1e-5)
-        assert sft.answer_loss(model, leaky).item() != pytest.approx(padded_loss.item(), rel=1e-3)
+        assert training.answer_loss(model, one).item() == pytest.approx(padded_loss.item(), rel=1e-5)
+        assert training.answer_loss(model, leaky).item() != pytest.approx(padded_loss.item(), rel=1e-3)
 
 
 def test_trimmed_rows_end_at_the_closing_tag_and_keep_their_other_losses(tiny_checkpoint, tokenizer):
     """3 rows in 4 stop after "</"; what is left of a row scores as it did in the whole row."""
-    whole = sft._build_data(tokenizer, QUESTIONS)
-    rows = sft._build_data(tokenizer, QUESTIONS, ending_every=4)
+    whole = sft.encode_rows(tokenizer, QUESTIONS)
+    rows = sft.encode_rows(tokenizer, QUESTIONS, ending_every=4)
     assert rows[0] == whole[0] and rows[4] == whole[4]  # rows 0 and 4 keep "answer>" and EOS
     for row, full in zip(rows[1:4], whole[1:4]):
         assert tokenizer.decode(full["input_ids"][len(row["input_ids"]) - 1:]) == "</answer>" + tokenizer.eos_token
         assert all(row[k] == full[k][:len(row["input_ids"])] for k in full)
         assert tokenizer.decode([row["input_ids"][-1]]) == "</" and row["labels"][-1] == row["input_ids"][-1]
     odd = {"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [-100, 6, 7]}
-    assert sft.trim_ending(odd, sft.ending_tokens(tokenizer)) == odd  # no closing tag at the end: left whole
-    model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4)
+    assert formats.trim_ending(odd, formats.ending_tokens(tokenizer)) == odd  # no closing tag at the end: left whole
+    model = training.build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4)
     with torch.no_grad():
         for row, full in zip(rows[1:4], whole[1:4]):
             n = len(row["input_ids"])
@@ -92,18 +92,8 @@ def test_trimmed_rows_end_at_the_closing_tag_and_keep_their_other_losses(tiny_ch
         sft.train_model(output_dir="/nonexistent/x", ending_every=0)
 
 
-def test_first_layer_puts_the_adapter_on_the_upper_blocks_only(tiny_checkpoint):
-    model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4, first_layer=1)
-    adapted = {n.split(".lora_A")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
-    assert adapted and all(".layers.1." in n for n in adapted)
-    assert {n.rsplit(".", 1)[1] for n in adapted} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                                      "down_proj"}
-    with pytest.raises(ValueError, match="first_layer must lie in 0..1"):
-        sft._lora_targets(BaseLLM(tiny_checkpoint, dtype=torch.float32).model, 2)
-
-
 def test_training_rows_can_weight_dimensions():
-    rows = sft.training_rows(300, seed=0, dimensions=("mass", "mass", "data"))
+    rows = sft.training_rows(sft.SFTConfig(n_rows=300, dimensions=("mass", "mass", "data")))
     dims = [BY_NAME[parse_question(q).src].dimension for q, _ in rows]
     assert set(dims) == {"mass", "data"} and 1.5 < dims.count("mass") / dims.count("data") < 2.7
 
@@ -111,30 +101,9 @@ def test_training_rows_can_weight_dimensions():
 def test_training_rows_follow_the_dimension_mix_by_default():
     """Time, with the most answers to learn, gets 3 rows in 10 by default; drawn evenly it would get 1 in 6."""
     assert sft.DIMENSION_MIX.count("time") == 3 and len(sft.DIMENSION_MIX) == 10
-    rows = sft.training_rows(2000, seed=0)
+    rows = sft.training_rows(sft.SFTConfig(n_rows=2000))
     dims = [BY_NAME[parse_question(q).src].dimension for q, _ in rows]
     assert 0.26 < dims.count("time") / len(dims) < 0.34 and 0.07 < dims.count("data") / len(dims) < 0.13
-
-
-def test_lora_plus_gives_the_b_matrices_a_higher_rate(tiny_checkpoint, tmp_path, monkeypatch):
-    """--lr_ratio trains with peft's LoRA+ optimizer, and the card's command says so."""
-    from transformers import Trainer
-
-    seen = {}
-    original = Trainer.__init__
-
-    def spy(self, *args, optimizers=(None, None), **kwargs):
-        seen["groups"] = optimizers[0].param_groups if optimizers[0] is not None else None
-        original(self, *args, optimizers=optimizers, **kwargs)
-
-    monkeypatch.setattr(Trainer, "__init__", spy)
-    monkeypatch.setenv("HOMEWORK_DTYPE", "float32")
-    out = tmp_path / "sft_lp"
-    sft.train_model(output_dir=str(out), checkpoint=tiny_checkpoint, n_rows=16, batch_size=8, max_steps=1,
-                    learning_rate=1e-3, lr_ratio=4, test_after=False)
-    rates = {round(g.get("initial_lr", g["lr"]), 9) for g in seen["groups"] if g["params"]}  # before the schedule
-    assert rates == {1e-3, 4e-3}
-    assert "--adam_beta2 0.95 --lr_ratio 4 --ending_every 4`" in (out / "README.md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -149,19 +118,28 @@ def trained(tiny_checkpoint, tmp_path_factory):
 
 def test_training_writes_adapter_card_and_curve(trained):
     names = {p.name for p in trained.iterdir()}
-    assert {"adapter_model.safetensors", "adapter_config.json", sft.FORMAT_FILE, "loss.png", "runs"} <= names
+    assert {"adapter_model.safetensors", "adapter_config.json", records.RECORD_FILE, "loss.png", "runs"} <= names
     assert not any(n.startswith("checkpoint-") for n in names)
     assert not trained.with_name(f".{trained.name}_work").exists(), "checkpoints left behind"
-    fmt = json.loads((trained / sft.FORMAT_FILE).read_text())
-    assert fmt["steps"] == 4 and fmt["rank"] == sft.LORA_RANK
-    # the card's command spells out the options, so a later change of a default does not falsify it
-    assert ("Made by `python -m homework.sft train --epochs 1 --learning_rate 0.01 --batch_size 8 --seed 0 "
-            f"--rank {sft.LORA_RANK} --n_rows 64 --dimensions {','.join(sft.DIMENSION_MIX)} --adam_beta2 {sft.ADAM_BETA2:g} "
-            f"--ending_every {sft.ENDING_EVERY}`;") in (trained / "README.md").read_text()
+    record = json.loads((trained / records.RECORD_FILE).read_text())
+    assert record["run"]["steps"] == 4 and record["config"]["rank"] == sft.SFTConfig.rank
+    assert record["format"] == {"prompt": "question", "completion": "answer"}
+    # the record holds every config field, defaults included, and the card's command spells them all out,
+    # so a later change of a default does not falsify it
+    import dataclasses
+    assert set(record["config"]) == {f.name for f in dataclasses.fields(sft.SFTConfig)}
+    command = records.reproduce_command(record)
+    for option in ("--n_rows 64", "--epochs 1", "--learning_rate 0.01", f"--rank {sft.SFTConfig.rank}", "--batch_size 8",
+                   f"--adam_beta2 {sft.SFTConfig.adam_beta2:g}", f"--dimensions {','.join(sft.DIMENSION_MIX)}",
+                   f"--ending_every {sft.SFTConfig.ending_every}", "--pack True", "--seed 0", "--max_steps 4"):
+        assert f" {option} " in command + " ", option
+    assert f"Made by `{command}`;" in (trained / "README.md").read_text()
+    config = json.loads((trained / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == record["base_model"], "the record's name, not a cache folder"
 
 
 def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
-    llm = sft.load_adapter(trained, sft.TRAIN_COMMAND, checkpoint=tiny_checkpoint)
+    llm = sft.load_adapter(trained)  # the base comes from the adapter's record: the tiny model
     base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.float32)
     base_sd = base.state_dict()
     loaded = dict(llm.model.named_parameters())
@@ -178,7 +156,7 @@ def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
     assert len(saved) == len([n for n in loaded if "lora_" in n])
     # reload gives identical logits
     ids = llm.tokenizer("How many feet are in 7 meters?", return_tensors="pt").input_ids
-    again = sft.load_adapter(trained, sft.TRAIN_COMMAND, checkpoint=tiny_checkpoint)
+    again = sft.load_adapter(trained, checkpoint=tiny_checkpoint)
     with torch.no_grad():
         assert torch.equal(llm.model(ids).logits, again.model(ids).logits)
         assert not torch.equal(llm.model(ids).logits, base(ids).logits), "adapter has no effect"
@@ -186,13 +164,13 @@ def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
 
 def test_missing_adapter_names_train_command(tmp_path):
     with pytest.raises(ModelUnavailable, match="python -m homework.sft train"):
-        sft.load_adapter(tmp_path / "sft_model", sft.TRAIN_COMMAND)
+        sft.load_adapter(tmp_path / "sft_model")
 
 
 def test_adapter_for_another_base_is_refused(trained, tmp_path):
     # the tiny model's adapter has the wrong shapes for the embedded 135M model
     with pytest.raises(ModelUnavailable, match="does not fit this base model.*python -m homework.sft train"):
-        sft.load_adapter(trained, sft.TRAIN_COMMAND)
+        sft.load_adapter(trained, checkpoint=DEFAULT_CHECKPOINT)
 
 
 # logged losses (every 5 steps) of the round-10 RFT run at learning rate 2e-3: healthy, then diverged
@@ -212,7 +190,7 @@ DIVERGED = [2.449, 4.686, 3.676, 3.426, 4.919]
     ([0.3, 0.05, 0.0069, 0.021, 0.6, 0.7, 0.8], 7),           # but not once they pass the floor
 ])
 def test_divergence_guard(losses, stops_at):
-    guard = sft.DivergenceGuard()
+    guard = training.DivergenceGuard()
     stopped = [i + 1 for i, loss in enumerate(losses) if guard.update(5 * (i + 1), loss)]
     assert (stopped[0] if stopped else None) == stops_at
     if stops_at:
@@ -225,10 +203,10 @@ def test_diverged_run_keeps_the_old_adapter(tiny_checkpoint, tmp_path, monkeypat
     out.mkdir()
     (out / "adapter_config.json").write_text("{}")
     monkeypatch.setenv("HOMEWORK_DTYPE", "float32")
-    monkeypatch.setattr(sft.DivergenceGuard, "factor", 0.0)  # every loss counts as blown up
-    monkeypatch.setattr(sft.DivergenceGuard, "patience", 1)
-    monkeypatch.setattr(sft.DivergenceGuard, "floor", 0.0)
-    with pytest.raises(sft.TrainingDiverged, match=r"diverged .*step 5.*left as it was.*--learning_rate \(this run: 0.01\)"):
+    monkeypatch.setattr(training.DivergenceGuard, "factor", 0.0)  # every loss counts as blown up
+    monkeypatch.setattr(training.DivergenceGuard, "patience", 1)
+    monkeypatch.setattr(training.DivergenceGuard, "floor", 0.0)
+    with pytest.raises(training.TrainingDiverged, match=r"diverged .*step 5.*left as it was.*--learning_rate \(this run: 0.01\)"):
         sft.train_model(output_dir=str(out), checkpoint=tiny_checkpoint, n_rows=64, batch_size=4, max_steps=40,
                         learning_rate=1e-2, test_after=False)
     assert [p.name for p in out.iterdir()] == ["adapter_config.json"] and (out / "adapter_config.json").read_text() == "{}"
@@ -238,10 +216,10 @@ def test_diverged_run_keeps_the_old_adapter(tiny_checkpoint, tmp_path, monkeypat
 def test_bf16_training_keeps_an_fp32_adapter_and_the_same_loss(tiny_checkpoint, tokenizer):
     """bf16 base weights: the adapter stays fp32 (what is saved and updated), runs under autocast, and the
     loss and adapter gradients agree with peft's own fp32 path to bf16 precision."""
-    rows = [sft.tokenize(tokenizer, q, a) for q, a in [("Convert 1 m to ft.", 3.28), ("How many g in 2 kg?", 2000)]]
-    batch = sft.PadCollator(tokenizer.pad_token_id)(rows)
+    rows = sft.encode_rows(tokenizer, [("Convert 1 m to ft.", 3.28), ("How many g in 2 kg?", 2000)])
+    batch = training.PadCollator(tokenizer.pad_token_id)(rows)
     torch.manual_seed(0)
-    model = sft._build_model(BaseLLM(tiny_checkpoint, dtype=torch.bfloat16), rank=4)
+    model = training.build_model(BaseLLM(tiny_checkpoint, dtype=torch.bfloat16), rank=4)
     adapter = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert adapter and all(p.dtype == torch.float32 for p in adapter.values())
     for p in adapter.values():  # lora_B starts at zero; give it weight so both adapter matrices get gradients
@@ -251,7 +229,7 @@ def test_bf16_training_keeps_an_fp32_adapter_and_the_same_loss(tiny_checkpoint, 
     def loss_and_grads(autocast: bool):
         model.zero_grad()
         if autocast:
-            loss = sft.answer_loss(model, batch)
+            loss = training.answer_loss(model, batch)
         else:  # the stock path: peft casts each input to the fp32 adapter, no autocast
             for m in model.modules():
                 if hasattr(m, "cast_input_dtype_enabled"):
@@ -275,10 +253,10 @@ def test_bf16_training_keeps_an_fp32_adapter_and_the_same_loss(tiny_checkpoint, 
 def test_matmul_floor_counts_each_frozen_linear_twice(tiny_checkpoint):
     """4 x in x out FLOPs a token for every frozen linear layer of the blocks; the adapter's own are not counted."""
     llm = BaseLLM(tiny_checkpoint, dtype=torch.float32)
-    model = sft._build_model(llm, rank=4)
+    model = training.build_model(llm, rank=4)
     config = llm.model.config
     per_layer = 2 * config.hidden_size * config.hidden_size  # q and o
     per_layer += 2 * config.hidden_size * config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
     per_layer += 3 * config.hidden_size * config.intermediate_size  # gate, up, down
-    seconds, gflops = sft.matmul_floor(model, tokens=64, dtype=torch.float32, repeats=2)
+    seconds, gflops = profiling.matmul_floor(model, tokens=64, dtype=torch.float32, repeats=2)
     assert gflops > 0 and seconds == pytest.approx(4 * per_layer * config.num_hidden_layers * 64 / (gflops * 1e9))

@@ -1,0 +1,205 @@
+"""Every text format of the project, in one place: prompts, completions, hints, parsing and the checks.
+
+    python -m homework.formats show "How many feet are in 7 meters?"   # each format for one question
+
+The inference prompt, the SFT answer, the RFT reasoning shape, the conversion-fact hint, `worked_answer`,
+`parse_answer`, `judge`, `reasoning_fault` and `encode` (token ids and the label mask of one training row)
+live here. Trainers, datagen, the benchmark and the grader import them and never rebuild a string.
+An adapter's record names its prompt and completion formats (`FORMATS`), so `load()` can tell whether the
+code it runs still renders the prompt the adapter was trained on.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .data import is_answer_valid
+from .units import BY_NAME, Conversion, UnitError, factor, format_number, parse_question
+
+# Significant digits in a trained SFT answer. Two digits always land within the 5 % check (worst case
+# 0.05/1.05 = 4.8 %) and leave the model nothing to memorise beyond what the check needs.
+ANSWER_DIGITS = 2
+# Significant digits of a stated conversion factor: few digits to multiply, still well inside 5 %.
+FACT_DIGITS = 3
+MAX_QUESTION_CHARS = 500  # longer questions are cut here: bounded prompts, bounded memory
+OPEN, CLOSE = "<answer>", "</answer>"
+
+
+def question_prompt(question: str) -> str:
+    """The inference prompt of the base, SFT and RFT models: the question itself, continued by the model.
+
+    A question longer than MAX_QUESTION_CHARS is cut to its start (`homework.ask` says so when it happens).
+    One that ends in a letter or digit gets a "?": every training question ends in "?" or ".", and without
+    it the model reads an unpunctuated question ("What do 3 lb make in g") as text to go on writing and
+    answers without the opening tag (26 of the 89 such questions of data/valid_reworded.json, 2026-11-27).
+    """
+    text = question.strip()
+    text = text + "?" if text and text[-1].isalnum() else text
+    return text[:MAX_QUESTION_CHARS].strip()
+
+
+def format_answer(value: float) -> str:
+    """The answer text a model is trained to emit; `parse_answer` reads it back."""
+    return f"{OPEN}{format_number(value, ANSWER_DIGITS)}{CLOSE}"
+
+
+def sft_completion(answer: float) -> str:
+    """What the SFT model writes after the prompt: the answer alone."""
+    return " " + format_answer(answer)
+
+
+def rft_completion(reasoning: str) -> str:
+    """What the RFT model writes after the prompt: its accepted reasoning, ending in the answer tag."""
+    return " " + reasoning.strip()
+
+
+# The names an adapter record stores for the formats it was trained with (see `homework.training`).
+FORMATS = {"prompt": {"question": question_prompt},
+           "completion": {"answer": sft_completion, "reasoning": rft_completion}}
+
+_ANSWER = re.compile(r"<answer>\s*([-+]?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
+
+
+def parse_answer(text: str) -> float:
+    """The number inside the first <answer> tag, or NaN; never raises.
+
+    Accepts thousands separators, exponents, signs, a missing close tag and anything after it.
+    """
+    match = _ANSWER.search(text or "")
+    if not match:
+        return float("nan")
+    try:
+        return float(match.group(1).replace(",", ""))
+    except ValueError:
+        return float("nan")
+
+
+def fact_number(x: float) -> str:
+    """A factor as the model multiplies best: plain between 0.1 and 1000, else mantissa and power of ten,
+    because a 135M model miscounts long runs of zeros ('7 * 1000000') but copies an exponent reliably."""
+    if 0.1 <= abs(x) < 1000:
+        return format_number(x, FACT_DIGITS)
+    mantissa, exp = f"{x:.{FACT_DIGITS - 1}e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exp)}"
+
+
+def fact(src: str, dst: str) -> str:
+    """The one conversion fact a question needs, as every prompt states it: '1 meter = 3.28 feet'."""
+    return f"1 {src} = {fact_number(factor(src, dst))} {BY_NAME[dst].plural}"
+
+
+def hint(question: str) -> str:
+    """The conversion fact a question needs, read from its text alone; empty when the units are unknown."""
+    try:
+        conv = parse_question(question)
+    except UnitError:
+        return ""
+    return fact(conv.src, conv.dst)
+
+
+def with_hint(question: str) -> str:
+    """The question with its conversion fact on a line after it ("How many meters ...?\nFact: 1 mile = 1.61e3
+    meters"), as the CoT model and hinted RFT sampling see it; unchanged when the registry cannot read it.
+
+    After the question, not before: the CoT model scored 0.46 this way and 0.40 with the fact in front
+    ("1 mile = 1.61e3 meters. How many ...") on the first 100 questions of data/valid.json (bf16, 2026-12-01).
+    """
+    stated = hint(question)
+    return f"{question.strip()}\nFact: {stated}" if stated else question.strip()
+
+
+def worked_answer(quantity: float, src: str, dst: str) -> str:
+    """A reasoning trace in the shape the models learn: restate the fact, multiply, answer."""
+    f = fact_number(factor(src, dst))
+    mantissa, _, exp = f.partition("e")
+    product = format_number(quantity * float(mantissa), FACT_DIGITS) + (f"e{exp}" if exp else "")
+    q = format_number(quantity)
+    return (f"1 {src} = {f} {BY_NAME[dst].plural}, so {q} {BY_NAME[src].plural} = {q} * {f} = {product}. "
+            f"{OPEN}{product}{CLOSE}")
+
+
+def judge(text: str, answer: float) -> tuple[str, str]:
+    """(verdict, reasoning cut after </answer>); verdict is ok, no tag, truncated or wrong value.
+
+    "ok" means the benchmark's own parser and check accept the answer: rejection sampling uses nothing else.
+    """
+    if OPEN not in text:
+        return "no tag", text
+    end = text.find(CLOSE, text.find(OPEN))
+    if end < 0:
+        return "truncated", text
+    reasoning = text[: end + len(CLOSE)].strip()
+    return ("ok" if is_answer_valid(parse_answer(reasoning), answer) else "wrong value"), reasoning
+
+
+_NUM = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+# "1 <unit> = <f> <units>, so <q> <units> = <q> * <f> = <p>[ <units>]. <answer><p></answer>" (`worked_answer`)
+_SOUND_SHAPE = re.compile(rf"1 [^=,]+ = (?P<f>{_NUM}) [^=,]+, so (?P<q>{_NUM}) [^=]+ = (?P<q2>{_NUM}) \* "
+                          rf"(?P<f2>{_NUM}) = (?P<p>{_NUM})(?: [^=.<]+)?\. <answer>(?P<a>{_NUM})</answer>")
+FACT_TOLERANCE = 0.01  # a fact stated to 3 significant digits is within 0.5 % of the registry's
+PRODUCT_TOLERANCE = 0.01  # a product written to 3 significant digits likewise
+
+
+def reasoning_fault(question: str, reasoning: str) -> str:
+    """What is wrong with an accepted reasoning, or '' when it is sound: the trained shape (fact, then
+    quantity * factor = product, then the product as the answer), the question's own quantity, a fact within
+    1 % of the units registry's, a product within 1 % of the multiplication written, the answer equal to it."""
+    m = _SOUND_SHAPE.fullmatch(reasoning.strip())
+    if not m:
+        return "shape"
+    try:
+        conv: Conversion = parse_question(question)
+    except UnitError:
+        return "question not understood"
+    f, q, q2, f2, p, a = (float(m[k]) for k in ("f", "q", "q2", "f2", "p", "a"))
+    if not q == q2 == conv.quantity:
+        return "quantity"
+    true = factor(conv.src, conv.dst)
+    if f != f2 or abs(f - true) > FACT_TOLERANCE * abs(true):
+        return "fact"
+    if abs(p - q * f) > PRODUCT_TOLERANCE * abs(q * f):
+        return "product"
+    return "" if a == p else "answer is not the product"
+
+
+def encode(tokenizer, prompt: str, completion: str) -> dict[str, list[int]]:
+    """Token ids of prompt + completion + EOS, with labels on the completion and EOS only.
+
+    The two parts are tokenized apart, so the label boundary is exact even where a token could merge across it.
+    """
+    prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
+    completion_ids = tokenizer(completion, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    ids = prompt_ids + completion_ids
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(prompt_ids) + completion_ids}
+
+
+def ending_tokens(tokenizer) -> list[int]:
+    """Token ids of a row's ending: the closing "</answer>", then EOS."""
+    return tokenizer(CLOSE, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+
+
+def trim_ending(row: dict[str, list[int]], tail: list[int]) -> dict[str, list[int]]:
+    """The row without the tokens after "</" of its ending `tail` (`ending_tokens`; unchanged if it lacks it).
+
+    In a causal model no earlier token sees the cut ones, so every loss left in the row is unchanged.
+    """
+    ids = row["input_ids"]
+    if len(ids) <= len(tail) or ids[-len(tail):] != tail:
+        return row
+    keep = len(ids) - len(tail) + 1
+    return {key: value[:keep] for key, value in row.items()}
+
+
+def show(question: str) -> str:
+    """Print each format for one question: prompt, hinted prompt, SFT answer and the worked reasoning."""
+    conv = parse_question(question)
+    return "\n".join([f"prompt:      {question_prompt(question)!r}", f"with hint:   {with_hint(question)!r}",
+                      f"sft answer:  {sft_completion(conv.answer)!r}",
+                      f"reasoning:   {rft_completion(worked_answer(conv.quantity, conv.src, conv.dst))!r}"])
+
+
+if __name__ == "__main__":
+    import fire
+
+    fire.Fire({"show": show})

@@ -1,0 +1,142 @@
+"""Adapter records: what `homework.training` writes beside each adapter, and the card made from it.
+
+    python -m homework.records show homework/rft_model    # the record's reproduce command and lineage
+
+`record.json` holds the kind, the portable base-model name, the prompt and completion formats (names in
+`formats.FORMATS`), the full config (every field, defaults included), the data (source, rows, sha256), the
+parent adapter by the sha256 of its weights, and the run (steps, minutes, device, dtype). The card
+(`README.md`) and its reproduce command are written from it and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+RECORD_FILE = "record.json"
+REPO = Path(__file__).resolve().parent.parent
+PATH_FIELDS = ("output_dir", "data", "init_adapter")  # recorded relative to the repository when inside it
+# Fields that say where or how to run, not what is trained: the reproduce command leaves them out.
+RUN_FIELDS = ("output_dir", "resume", "test_after")
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def portable(path: str) -> str:
+    """A path as a record keeps it: relative to the repository when inside it, so no record names this machine."""
+    if not path:
+        return path
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+
+
+def parent_of(init_adapter: str) -> dict | None:
+    if not init_adapter:
+        return None
+    parent = {"path": portable(init_adapter), "sha256": sha256(Path(init_adapter) / "adapter_model.safetensors")}
+    record = Path(init_adapter) / RECORD_FILE
+    if record.exists():
+        made = json.loads(record.read_text())
+        parent.update(command=reproduce_command(made), parent_sha256=(made.get("parent") or {}).get("sha256"))
+    return parent
+
+
+def portable_base(adapter_dir: Path, base_model: str) -> None:
+    """peft writes the base's folder (a path in this user's cache); the record's portable name goes there."""
+    path = adapter_dir / "adapter_config.json"
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = base_model
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def write_record(adapter_dir: Path, record: dict) -> None:
+    """record.json and the card written from it."""
+    (adapter_dir / RECORD_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    (adapter_dir / "README.md").write_text(card(record))
+
+
+def reproduce_command(record: dict) -> str:
+    """The train command with every config field spelled out, so it reproduces the adapter after a default changes."""
+    options = [f"--{key} {_cli_value(value)}" for key, value in record["config"].items()
+               if key not in RUN_FIELDS and value not in ("", None)]
+    return f"python -m homework.{record['kind']} train " + " ".join(options)
+
+
+def _cli_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def card(record: dict) -> str:
+    """The adapter's model card: how it was made and, once tested, how well it does."""
+    import platform
+
+    c, run, data = record["config"], record["run"], record["data"]
+    lines = [f"# {record['kind'].upper()} LoRA adapter for {record['base_model']}", "",
+             f"Made by `{reproduce_command(record)}`" + (", going on training its parent (below)" if record["parent"]
+                                                         else "") + "; the same command reproduces it up to "
+             "CPU/thread nondeterminism in floating-point sums. Every setting is in `record.json`.", "",
+             f"- data: {data.get('rows')} {data['description']}" + (f" (sha256 {data['sha256'][:12]})"
+                                                                     if data.get("sha256") else ""),
+             f"- LoRA: rank {c['rank']}, alpha {c['rank'] * c['alpha_per_rank']}, all linear layers; AdamW lr "
+             f"{c['learning_rate']:g} (beta2 {c['adam_beta2']:g}), cosine, batch {c['batch_size']}"
+             + (" (rows packed end to end)" if c.get("pack") else "") + f", {c['epochs']:g} epoch(s), "
+             f"{run['steps']} steps",
+             f"- training: {run['train_minutes']} min on {run['device']} ({run['threads']} threads, "
+             f"{run.get('machine') or platform.machine()}), {run['dtype']}"]
+    if record.get("test"):
+        lines.append(f"- `python -m homework.{record['kind']} test` on data/valid.json (1000 questions, "
+                     f"{run['dtype']}): `{record['test']}`")
+    if record.get("parent"):
+        p = record["parent"]
+        lines += ["", "## Parent", "", f"Trained on from the adapter with sha256 `{p['sha256']}`"
+                  + (f", made by `{p['command']}`" if p.get("command") else "") + "."]
+        lines += [f"{p['note']}"] if p.get("note") else []
+    return "\n".join(lines) + "\n"
+
+
+def read_record(model_dir: Path) -> dict:
+    path = Path(model_dir) / RECORD_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def plot_loss(history: list, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot([h[0] for h in history], [h[1] for h in history])
+    ax.set(xlabel="step", ylabel="training loss (completion tokens)", title=f"{title} LoRA", yscale="log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+
+
+def show(model_dir: str) -> str:
+    """Print an adapter's reproduce command, its data and its parents by hash."""
+    record = read_record(Path(model_dir))
+    if not record:
+        raise ValueError(f"{model_dir}: no {RECORD_FILE}")
+    lines = [reproduce_command(record), f"data: {record['data'].get('source')} ({record['data'].get('rows')} rows)"]
+    parent = record.get("parent") or {}
+    lines += [f"parent: {parent['sha256']}"] if parent else []
+    lines += [f"  round {p['round']}: {p['sha256']} (commit {p['commit']})" for p in parent.get("lineage", [])]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import fire
+
+    fire.Fire({"show": show})

@@ -1,0 +1,68 @@
+"""Recipes: the RFT rounds as data, planned without running, and a two-round run on the tiny model."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from homework import recipe, records
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_rft_plan_chains_each_round_to_the_one_before():
+    steps = recipe.plan(json.loads((REPO / "recipes" / "rft.json").read_text()), Path("/w"))
+    trains = [argv for key, argv in steps if key.endswith(" train")]
+    assert len(trains) == 19
+    for i, argv in enumerate(trains, 1):
+        assert argv[argv.index("--output_dir") + 1] == f"/w/round{i}/rft_model"
+        started = argv[argv.index("--init_adapter") + 1] if "--init_adapter" in argv else None
+        assert started == (f"/w/round{i - 1}/rft_model" if i >= 10 else None), f"round {i}"  # 10-19 go on
+        assert argv[argv.index("--test_after") + 1] == "False"
+    samplers = [argv for key, argv in steps if " datagen " in key]
+    assert "--model" not in samplers[0], "round 1 samples the CoT model"
+    assert all(argv[argv.index("--model_dir") + 1].startswith("/w/round") for argv in samplers[1:])
+    # every question file is regenerated in the work folder before a pass reads it; none comes from data/
+    made = {argv[4] for key, argv in steps if " questions " in key}
+    read = {argv[argv.index("--questions") + 1] for argv in samplers} - {"train"}
+    assert read <= made and all(p.startswith("/w/questions/") for p in made)
+    assert [key for key, _ in steps[-2:]] == ["install adapter", "install rows"]
+
+
+def test_plan_only_prints_every_command_and_runs_none(tmp_path):
+    out = recipe.run(str(REPO / "recipes" / "rft.json"), work_dir=str(tmp_path / "w"), plan_only=True)
+    assert out.count("python -m homework.rft train") == 19 and out.count("python -m homework.questions make") == 24
+    assert not (tmp_path / "w").exists(), "planning must not create or run anything"
+
+
+@pytest.mark.slow
+def test_two_rounds_on_the_tiny_model_chain_and_resume(tiny_checkpoint, tmp_path):
+    sound = "1 meter = 3.28 feet, so {q} meters = {q} * 3.28 = {p}. <answer>{p}</answer>"
+    rows = [[f"How many feet are in {q} meters?", q * 3.28084, sound.format(q=q, p=round(q * 3.28, 2))]
+            for q in range(1, 9)]
+    (tmp_path / "start.json").write_text(json.dumps(rows))
+    (tmp_path / "q.json").write_text(json.dumps([r[:2] for r in rows[:3]]))
+    train = {"max_steps": 2, "batch_size": 4, "learning_rate": 0.01}
+    spec = {"kind": "rft", "rows": "rows.json", "start_rows": str(tmp_path / "start.json"),
+            "install": str(tmp_path / "final"), "rounds": [
+                {"name": "a", "datagen": [{"questions": str(tmp_path / "q.json"), "model": "cot", "oversample": 2}],
+                 "train": train},
+                {"name": "b", "datagen": [{"questions": str(tmp_path / "q.json"), "model": "rft", "oversample": 2}],
+                 "train": {"from_previous": True, **train}}]}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(spec))
+    work = tmp_path / "work"
+    recipe.run(str(path), work_dir=str(work), checkpoint=tiny_checkpoint)
+    first, second = work / "a" / "rft_model", work / "b" / "rft_model"
+    record = records.read_record(second)
+    assert record["parent"]["sha256"] == records.sha256(first / "adapter_model.safetensors"), "round b goes on from a"
+    assert records.sha256(tmp_path / "final" / "adapter_model.safetensors") == records.sha256(
+        second / "adapter_model.safetensors"), "the last round is installed"
+    rounds = json.loads((work / "rows.rounds.json").read_text())["rounds"]
+    assert set(rounds) == {r[0] for r in rows}
+    done = json.loads((work / "state.json").read_text())
+    assert "b train" in done and "install adapter" in done
+    # a rerun finds every step done and runs nothing (the adapters keep their files untouched)
+    stamp = (second / "adapter_model.safetensors").stat().st_mtime_ns
+    assert "steps done" in recipe.run(str(path), work_dir=str(work), checkpoint=tiny_checkpoint)
+    assert (second / "adapter_model.safetensors").stat().st_mtime_ns == stamp
