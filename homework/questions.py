@@ -14,7 +14,7 @@ import os
 import random
 from pathlib import Path
 
-from .units import BY_NAME, DIMENSIONS, UNITS, Conversion, UnitError, parse_question
+from .units import BY_NAME, DIMENSIONS, UNITS, Conversion, UnitError, parse_question, parse_strict
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -121,7 +121,7 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
             q=_write_quantity(q), src=_form(src, q, rng), dst=_form(dst, 2, rng))
         text = text[0].upper() + text[1:]
         try:
-            if parse_question(text) == Conversion(q, src, dst):
+            if parse_strict(text) == Conversion(q, src, dst) == parse_question(text):
                 return text, float(f"{Conversion(q, src, dst).answer:.8g}")
         except UnitError:
             pass  # a spelling that reads ambiguously in this template: draw again
