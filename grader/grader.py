@@ -47,6 +47,7 @@ MEMORISE_GAP = 0.2  # file accuracy this far above fresh-question accuracy flags
 # failed it about one grading in three. A lookup of dataset answers matches ~0 % of fresh questions.
 AGREEMENT = 0.6
 N_QUESTIONS = 100  # validation questions per model case (the course's size), and as many fresh ones
+N_GENERATION = 32  # the first validation questions the generation cases score, as the course's grader does
 N_PROBE = 30  # fresh questions re-decoded by the grader and re-asked with the adapter switched off
 CASE_TIMEOUT = 900  # seconds per case, model load included
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -123,9 +124,11 @@ def _grade_generation(parent, case, questions, timeout) -> CaseResult:
     if out is None:
         return CaseResult(case, 0.0, BANDS[case][0], "-", seconds, [f"FAIL: {error}"])
     checks = _param_check(out["params"])
+    checks.append(f"ok: {out['empty']} of {len(questions)} completions empty; our padding-masked loss "
+                  f"{out['masked_loss']:.2f} beside the course's {out['loss']:.2f}")
     score = band_score(case, out["loss"]) if not _failed(checks) else 0.0
     return CaseResult(case, score, BANDS[case][0], f"loss {out['loss']:.2f}", seconds, checks,
-                      {"examples": out["examples"]})
+                      {"examples": out["examples"], "masked_loss": out["masked_loss"]})
 
 
 def _param_check(params: int) -> list[str]:
@@ -219,7 +222,7 @@ def grade(target: str | Path, n_questions: int = N_QUESTIONS, timeout: float = C
         stages = [c for c in ("generate", "batched_generate", "cot", "sft", "rft") if c in cases]
         for kind in tqdm(stages, desc="grading", unit="case"):
             if kind in ("generate", "batched_generate"):
-                results.append(_grade_generation(parent, kind, [q for q, _ in valid[:16]], timeout))
+                results.append(_grade_generation(parent, kind, [q for q, _ in valid[:N_GENERATION]], timeout))
                 continue
             reason = _missing(parent, kind)
             if reason:

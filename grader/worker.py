@@ -8,7 +8,20 @@ import json
 import sys
 
 
-def _generation_loss(llm, questions, texts):
+def _course_loss(llm, questions, texts):
+    """The course's generation score as its grader computes it: one padded batch with the package's tokenizer
+    as the package left it, one forward pass with that mask, the mean over every position, padding included."""
+    import torch
+
+    with torch.inference_mode():
+        batch = llm.tokenizer([q + t for q, t in zip(questions, texts)], padding=True, return_tensors="pt")
+        batch = batch.to(llm.model.device)
+        logits = llm.model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), batch["input_ids"][:, 1:].flatten()).item()
+
+
+def _masked_loss(llm, questions, texts):
+    """Our own figure beside it: the mean loss of each row's real tokens, padding left out."""
     import torch
 
     total, count = 0.0, 0
@@ -29,10 +42,10 @@ def _params(model) -> int:
 
 def case_generation(homework, request, batched: bool):
     llm = homework.BaseLLM()
-    questions = request["questions"]
-    prompts = [llm.format_prompt(q) for q in questions]
-    texts = llm.batched_generate(prompts) if batched else [llm.generate(p) for p in prompts]
-    return {"loss": _generation_loss(llm, questions, texts), "params": _params(llm.model), "examples": texts[:3]}
+    questions = request["questions"]  # raw, as the course's grader passes them: no format_prompt
+    texts = llm.batched_generate(questions) if batched else [llm.generate(q) for q in questions]
+    return {"loss": _course_loss(llm, questions, texts), "masked_loss": _masked_loss(llm, questions, texts),
+            "empty": sum(not t.strip() for t in texts), "params": _params(llm.model), "examples": texts[:3]}
 
 
 def _own_greedy(llm, prompts):

@@ -156,7 +156,13 @@ def _common_prefix(rows: list[list[int]]) -> list[int]:
 
 
 class BaseLLM:
-    max_new_tokens = 24  # enough for "<answer>1.23e-9</answer>" plus EOS; CoT raises it
+    # The untrained model writes free text, and writes all of it. Handed a bare question, the instruct model
+    # usually ends its turn at once: 22 of the first 32 questions of data/valid.json got an empty completion
+    # (bf16, 2026-12-01). So plain BaseLLM never stops before `min_new_tokens`: a question always gets an
+    # answer ("The answer is: 1.5 ..."), 32 tokens of it. The trained models write formats that end themselves
+    # (`</answer>` then EOS) and set their own budgets: `sft.ANSWER_TOKENS`, `rft.MAX_NEW_TOKENS`, CoTModel.
+    max_new_tokens = 32
+    min_new_tokens = 32
 
     def __init__(self, checkpoint: str | None = None, device: str | None = None,
                  dtype: torch.dtype | None = None):
@@ -236,6 +242,7 @@ class BaseLLM:
             attention_mask=mask,
             past_key_values=cache,
             max_new_tokens=self.max_new_tokens,
+            min_new_tokens=min(self.min_new_tokens, self.max_new_tokens),
             do_sample=False,
             logits_processor=LogitsProcessorList([InverseCDFSampler(temperature)] if temperature > 0 else []),
             temperature=None, top_p=None, top_k=None,
@@ -260,12 +267,12 @@ class BaseLLM:
 
 
 @torch.inference_mode()
-def generation_loss(llm: BaseLLM, questions: list[str]) -> float:
-    """Course generation score: mean token loss of question + the model's own generated text.
+def generation_loss(llm: BaseLLM, questions: list[str], completions: list[str]) -> float:
+    """Our generation score: mean token loss over the real tokens of question + completion, one row at a time.
 
-    Lower is better; the course gives full marks at <= 6.2 and none at >= 8.0.
+    It masks padding, so it says how well the model predicts the text. The course's score does not (see
+    `course_generation_loss`), and that one decides the course's points.
     """
-    completions = llm.batched_generate([llm.format_prompt(q) for q in questions])
     total, count = 0.0, 0
     for question, completion in zip(questions, completions):
         ids = llm.tokenizer(question + completion, return_tensors="pt").input_ids.to(llm.device)
@@ -277,21 +284,43 @@ def generation_loss(llm: BaseLLM, questions: list[str]) -> float:
     return total / max(count, 1)
 
 
-def test(n: int = 6, checkpoint: str | None = None) -> None:
-    """Print a few validation questions with the model's answers, then the generation-loss score.
+@torch.inference_mode()
+def course_generation_loss(llm: BaseLLM, questions: list[str], completions: list[str]) -> float:
+    """The course's generation score, computed as its grader computes it (full marks <= 6.2, none >= 8.0).
+
+    Question + completion texts tokenized as one padded batch by the model's own tokenizer, on its own padding
+    side; one forward pass with that attention mask; cross-entropy averaged over every position, padding
+    included. An empty completion leaves a row mostly padding, and padded positions cost ~25 nats each here.
+    """
+    batch = llm.tokenizer([q + c for q, c in zip(questions, completions)], padding=True, return_tensors="pt")
+    batch = batch.to(llm.device)
+    logits = llm.model(batch.input_ids, attention_mask=batch.attention_mask).logits.float()
+    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), batch.input_ids[:, 1:].flatten()).item()
+
+
+def test(n: int = 32, split: str = "valid", checkpoint: str | None = None) -> str:
+    """Show a few of the untrained model's answers to raw questions, then both generation scores.
+
+    As the course's grader does, the raw questions go to `batched_generate` without `format_prompt`.
 
     Args:
-        n: how many validation questions to show and score.
+        n: how many questions of the split to score (the course takes the first 32 of its validation file).
+        split: data split name (data/<split>.json) or a JSON path, e.g. people.
         checkpoint: transformers checkpoint name or path; default: the embedded SmolLM2-135M-Instruct.
     """
     from .data import Dataset
 
     llm = BaseLLM(checkpoint)
-    questions = [q for q, _ in Dataset("valid")[:n]]
-    for question, text in zip(questions, llm.batched_generate([llm.format_prompt(q) for q in questions])):
+    questions = [q for q, _ in Dataset(split)[:n]]
+    completions = llm.batched_generate(questions)
+    for question, text in list(zip(questions, completions))[:4]:
         print(f"Q: {question}\nA: {text.strip()!r}\n")
-    loss = generation_loss(llm, questions)
-    print(f"generation loss {loss:.3f} (course: full marks <= 6.2, none >= 8.0; dtype {llm.dtype})")
+    course = course_generation_loss(llm, questions, completions)
+    ours = generation_loss(llm, questions, completions)
+    empty = sum(not c.strip() for c in completions)
+    return (f"course generation score {course:.2f} (full marks <= 6.2, none >= 8.0); ours, padding masked, "
+            f"{ours:.2f}; {empty} of {len(questions)} completions empty; {split}, dtype "
+            f"{str(llm.dtype).replace('torch.', '')}")
 
 
 def bench(n: int = 32, dtype: str | None = None) -> str:

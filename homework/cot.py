@@ -38,6 +38,7 @@ def cot_messages(question: str) -> list[dict]:
 
 class CoTModel(BaseLLM):
     max_new_tokens = 64  # "q * f = r. <answer>r</answer>" with room for a longer sentence
+    min_new_tokens = 1  # stops at its own end of turn after the answer tag; never empty
 
     def format_prompt(self, question: str) -> str:
         return self.tokenizer.apply_chat_template(cot_messages(question), add_generation_prompt=True,

@@ -14,6 +14,7 @@ import os
 import random
 from pathlib import Path
 
+from . import phrasing
 from .units import BY_NAME, DIMENSIONS, UNITS, Conversion, UnitError, parse_question, parse_strict
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -129,8 +130,12 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
 
 def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozenset(),
              balanced: bool = False, dimensions: tuple[str, ...] = (),
-             templates: tuple[str, ...] = TEMPLATES) -> list[list]:
+             templates: tuple[str, ...] = TEMPLATES, composed: bool = False,
+             constructions: tuple[str, ...] = phrasing.CONSTRUCTIONS) -> list[list]:
     """n distinct (question, answer) rows.
+
+    composed: phrase each question from parts (`homework.phrasing`, from `constructions`) instead of filling
+        one of `templates`.
 
     balanced: draw the dimension at random as usual, then cycle through that dimension's unit pairs and
     quantities 1..10 in shuffled passes, so no conversion is left with few or no rows by chance.
@@ -154,7 +159,12 @@ def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozense
                 rng.shuffle(pool)
             conv = pool.pop()
         for _ in range(20):  # a few redraws of the wording if this one is taken
-            question, answer = make_question(rng, wide, conv, templates)
+            if composed:
+                draw = conv or Conversion(0.0, *_pair(rng))
+                draw = Conversion(_quantity(rng, wide) if wide or not conv else conv.quantity, draw.src, draw.dst)
+                question, answer = phrasing.compose(draw, rng, constructions), float(f"{draw.answer:.8g}")
+            else:
+                question, answer = make_question(rng, wide, conv, templates)
             if question not in seen:
                 seen.add(question)
                 rows.append([question, answer])
@@ -173,7 +183,7 @@ def save_rows(rows: list, path: str | Path) -> Path:
 
 
 def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_valid: bool = True,
-         balanced: bool = False, dimensions: str | tuple[str, ...] = ()) -> str:
+         balanced: bool = False, dimensions: str | tuple[str, ...] = (), composed: bool = False) -> str:
     """Write `n` generated questions to `path`.
 
     Args:
@@ -185,6 +195,7 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
         balanced: every unit pair (and, unless wide, quantity 1..10) equally often, instead of random draws.
         dimensions: with balanced, only these dimensions, comma-separated (e.g. time,length,volume); a name
             given twice is drawn twice as often (time,time,length: two time questions for each length one).
+        composed: phrase questions from parts (homework/phrasing.py) instead of the 25 templates.
     """
     from .base_llm import comma_list  # the CLI loads base_llm anyway (run_cli)
 
@@ -193,25 +204,55 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
     for valid in (DATA_DIR / "valid.json", DATA_DIR / "valid_wide.json"):
         if exclude_valid and valid.exists() and Path(path).resolve() != valid:
             exclude |= {row[0] for row in json.loads(valid.read_text())}
-    out = save_rows(generate(n, seed, wide, exclude, balanced, tuple(dimensions)), path)
+    out = save_rows(generate(n, seed, wide, exclude, balanced, tuple(dimensions), composed=composed), path)
     return f"wrote {n} rows to {out}"
 
 
 def write(n: int = 1000, valid_seed: int = 1, train_seed: int = 2, wide_seed: int = 3,
-          reworded_seed: int = 4) -> str:
-    """Write data/valid.json, data/valid_wide.json, data/valid_reworded.json and data/train.json.
+          reworded_seed: int = 4, constructions_seed: int = 5) -> str:
+    """Write data/valid.json, valid_wide.json, valid_reworded.json, valid_constructions.json and train.json.
 
-    train shares no question with valid; valid_reworded asks quantities 1..10 in HELD_OUT_TEMPLATES only.
+    train shares no question with valid; valid_reworded asks quantities 1..10 in HELD_OUT_TEMPLATES only;
+    valid_constructions asks the conversions of valid.json in phrasing.HELD_OUT_CONSTRUCTIONS only.
+
+    Args:
+        n: rows per file.
+        valid_seed: seed of data/valid.json.
+        train_seed: seed of data/train.json.
+        wide_seed: seed of data/valid_wide.json.
+        reworded_seed: seed of data/valid_reworded.json.
+        constructions_seed: seed of data/valid_constructions.json.
     """
     valid = generate(n, valid_seed)
     save_rows(valid, DATA_DIR / "valid.json")
     save_rows(generate(n, wide_seed, wide=True), DATA_DIR / "valid_wide.json")
     save_rows(generate(n, train_seed, exclude={q for q, _ in valid}), DATA_DIR / "train.json")
     save_rows(generate(n, reworded_seed, templates=HELD_OUT_TEMPLATES), DATA_DIR / "valid_reworded.json")
-    return f"wrote valid.json, valid_wide.json, valid_reworded.json, train.json ({n} rows each) to {DATA_DIR}"
+    save_rows(phrasing.reword(valid, constructions_seed, phrasing.HELD_OUT_CONSTRUCTIONS),
+              DATA_DIR / "valid_constructions.json")
+    return (f"wrote valid.json, valid_wide.json, valid_reworded.json, valid_constructions.json, train.json ({n} rows "
+            f"each) to {DATA_DIR}")
+
+
+def reword(source: str, output: str, seed: int = 0) -> str:
+    """Ask every row of a data file anew in composed phrasings; answers (and RFT reasoning) are kept.
+
+    An accepted RFT row's reasoning depends only on its conversion, so its question can be reworded while the
+    reasoning stays the model's own sampled text.
+
+    Args:
+        source: a data file of [question, answer, ...] rows.
+        output: the file to write.
+        seed: seeds the phrasing; the same seed gives a byte-identical file.
+    """
+    from .data import load_rows
+
+    rows = phrasing.reword(load_rows(source), seed)
+    save_rows(rows, output)
+    return f"wrote {len(rows)} reworded rows to {output}"
 
 
 if __name__ == "__main__":
     from .base_llm import run_cli  # one `error:` line for a bad option, not a traceback
 
-    run_cli({"write": write, "make": make})
+    run_cli({"write": write, "make": make, "reword": reword})

@@ -68,10 +68,15 @@ def plan(recipe: dict, work: Path, checkpoint: str = "") -> list[tuple[str, list
             steps.append((f"{name} datagen {j}", python + ["homework.datagen", str(rows), "--questions", questions]
                           + sampler + _flags(pass_) + base))
             steps.append((f"{name} rounds {j}", ["rounds", str(rows), name]))
+        data = ["--data", str(rows)] if kind == "rft" else []
+        if "reword" in round_:  # the rows asked anew in composed phrasings; the reasoning stays as sampled
+            reworded = work / round_["reword"].get("output", f"{rows.stem}_reworded.json")
+            steps.append((f"{name} reword", python + ["homework.questions", "reword", str(rows), str(reworded),
+                                                      "--seed", str(round_["reword"].get("seed", 0))]))
+            data = ["--data", str(reworded)]
         options = dict(round_.get("train", {}))
         output = work / name / f"{kind}_model"
         start = ["--init_adapter", str(previous)] if options.pop("from_previous", False) else []
-        data = ["--data", str(rows)] if kind == "rft" else []
         steps.append((f"{name} train", python + [f"homework.{kind}", "train", "--output_dir", str(output)] + data
                       + start + _flags({"test_after": False, **options}) + base))
         previous = output

@@ -38,13 +38,20 @@ def portable(path: str) -> str:
 
 
 def parent_of(init_adapter: str) -> dict | None:
+    """The adapter a run went on training, by the hash of its weights, with its command and `lineage`: every
+    adapter of the chain up to and including it, oldest first, so rounds read as one flat list, not a nest."""
     if not init_adapter:
         return None
     parent = {"path": portable(init_adapter), "sha256": sha256(Path(init_adapter) / "adapter_model.safetensors")}
     record = Path(init_adapter) / RECORD_FILE
     if record.exists():
         made = json.loads(record.read_text())
-        parent.update(command=reproduce_command(made), parent_sha256=(made.get("parent") or {}).get("sha256"))
+        grand = made.get("parent") or {}
+        lineage = list(grand.get("lineage", []))
+        if grand.get("sha256") and all(p["sha256"] != grand["sha256"] for p in lineage):
+            lineage.append({"sha256": grand["sha256"], "command": grand.get("command")})
+        parent.update(command=reproduce_command(made))
+        parent["lineage"] = lineage + [{"sha256": parent["sha256"], "command": parent["command"]}]
     return parent
 
 

@@ -28,7 +28,7 @@ from .units import BY_NAME, DIMENSIONS, UnitError, parse_question
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "report"
 MODELS = ("cot", "sft", "rft")
-SPLITS = ("valid", "valid_wide", "valid_reworded")
+SPLITS = ("valid", "valid_wide", "valid_reworded", "valid_constructions", "people")
 
 
 def dimension_of(question: str) -> str:

@@ -23,6 +23,7 @@ from .units import DIMENSIONS
 
 MODEL_DIR = Path(__file__).resolve().parent / "sft_model"
 TRAIN_COMMAND = "python -m homework.sft train"
+ANSWER_TOKENS = 24  # enough for " <answer>1.23e-9</answer>" plus EOS
 # Dimensions as drawn for each generated row: time three times as often as mass, speed and data, length and
 # volume twice, close to each dimension's share of the 2,440 answers (720 time, 560 length, 560 volume, 200
 # each for the rest). Drawn evenly, time scored 0.75 at 36,000 rows; with this mix 0.95, all 0.967 against
@@ -51,14 +52,24 @@ class SFTConfig(training.TrainConfig):
     # that says where the number ends: the cut tokens change no other token's loss and save ~3 of ~22 tokens.
     ending_every: int = 4
     data: str = ""  # a JSON file of [question, answer] rows instead of generated ones
+    # "composed": phrased from parts (homework/phrasing.py: constructions, quantity first or apart, unit forms,
+    # case, wrappers); "templates": the 25 templates the adapters of 2026-11 were trained on.
+    phrasing: str = "composed"
+
+
+HELD_OUT_FILES = ("valid.json", "people.json", "valid_constructions.json")  # never a training question
 
 
 def training_rows(config: SFTConfig) -> list:
     if config.data:
         return load_rows(config.data, min_rows=1)
-    valid = {q for q, *_ in load_rows(DATA_DIR / "valid.json")} if (DATA_DIR / "valid.json").exists() else set()
-    return generate(config.n_rows, seed=1000 + config.seed, exclude=valid, balanced=True,
-                    dimensions=tuple(config.dimensions))
+    if config.phrasing not in ("composed", "templates"):
+        raise ValueError(f"phrasing must be composed or templates, not {config.phrasing!r}")
+    held_out = {q for name in HELD_OUT_FILES if (DATA_DIR / name).exists() for q, *_ in load_rows(DATA_DIR / name)}
+    if config.phrasing == "templates":  # exactly the rows the template-trained adapters saw
+        held_out = {q for q, *_ in load_rows(DATA_DIR / "valid.json")}
+    return generate(config.n_rows, seed=1000 + config.seed, exclude=held_out, balanced=True,
+                    dimensions=tuple(config.dimensions), composed=config.phrasing == "composed")
 
 
 def encode_rows(tokenizer, rows: list, ending_every: int = 1) -> list[dict]:
@@ -75,8 +86,8 @@ def _describe(config: SFTConfig, rows: list) -> dict:
         return {"source": records.portable(config.data), "rows": len(rows), "sha256": records.sha256(config.data),
                 "description": f"rows of {records.portable(config.data)}, loss on the answer only"}
     return {"source": "generated", "rows": len(rows),
-            "description": "generated questions (`homework/questions.py`, balanced over each drawn dimension's unit "
-                           "pairs, no validation question), loss on the answer only"
+            "description": f"generated questions (`homework/questions.py`, {config.phrasing} phrasings, balanced over "
+                           "each drawn dimension's unit pairs, no held-out question), loss on the answer only"
                            + (f"; {config.ending_every - 1} rows in {config.ending_every} end at the closing "
                               "tag's \"</\"" if config.ending_every > 1 else "")}
 
@@ -85,7 +96,8 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = SFTConfig.n_rows
                 learning_rate: float = SFTConfig.learning_rate, rank: int = SFTConfig.rank,
                 batch_size: int = SFTConfig.batch_size, adam_beta2: float = SFTConfig.adam_beta2,
                 dimensions: str | tuple[str, ...] = DIMENSION_MIX, ending_every: int = SFTConfig.ending_every,
-                seed: int = SFTConfig.seed, data: str = "", max_steps: int = -1, checkpoint: str = "",
+                seed: int = SFTConfig.seed, data: str = "", phrasing: str = SFTConfig.phrasing, max_steps: int = -1,
+                checkpoint: str = "",
                 alpha_per_rank: int = SFTConfig.alpha_per_rank, pack: bool = True, init_adapter: str = "",
                 resume: bool = False, test_after: bool = True) -> str:
     """Train the SFT LoRA adapter and save it (atomically) to output_dir, then test it on data/valid.json.
@@ -103,6 +115,7 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = SFTConfig.n_rows
         ending_every: one row in this many keeps "answer>" and EOS after "</" (1: every row).
         seed: seeds the question generator (seed + 1000) and the trainer.
         data: a JSON file of [question, answer] rows instead of generated ones.
+        phrasing: composed (questions phrased from parts, homework/phrasing.py) or templates (the 25 templates).
         max_steps: stop after this many optimizer steps (smoke runs); -1 trains the full schedule.
         checkpoint: base model: a transformers name or path (default: the embedded SmolLM2-135M-Instruct).
         alpha_per_rank: LoRA alpha as a multiple of the rank.
@@ -115,7 +128,7 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = SFTConfig.n_rows
         raise ValueError(f"ending_every must be 1 or more, got {ending_every}")
     config = SFTConfig(output_dir=output_dir, n_rows=n_rows, epochs=epochs, learning_rate=learning_rate, rank=rank,
                        batch_size=batch_size, adam_beta2=adam_beta2, dimensions=comma_list(dimensions) or DIMENSIONS,
-                       ending_every=ending_every, seed=seed, data=data or "", max_steps=max_steps,
+                       ending_every=ending_every, seed=seed, data=data or "", phrasing=phrasing, max_steps=max_steps,
                        checkpoint=checkpoint or "", alpha_per_rank=alpha_per_rank, pack=pack,
                        init_adapter=init_adapter or "")
     rows = training_rows(config)
@@ -131,7 +144,9 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = SFTConfig.n_rows
 
 
 def load_adapter(model_dir: Path = MODEL_DIR, checkpoint: str | None = None) -> BaseLLM:
-    return training.load_adapter(model_dir, TRAIN_COMMAND, checkpoint)
+    llm = training.load_adapter(model_dir, TRAIN_COMMAND, checkpoint)
+    llm.max_new_tokens = ANSWER_TOKENS
+    return llm
 
 
 def load() -> BaseLLM:

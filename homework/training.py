@@ -189,6 +189,8 @@ def build_model(llm: BaseLLM, rank: int, alpha: int | None = None, init_adapter:
         llm.model.set_attn_implementation("eager")
     if init_adapter:
         model = PeftModel.from_pretrained(llm.model, init_adapter, is_trainable=True)
+        # the record's portable name is no folder peft can read while it checkpoints; the save writes it back
+        model.peft_config["default"].base_model_name_or_path = llm.model.config._name_or_path
     else:
         config = LoraConfig(r=rank, lora_alpha=alpha or 4 * rank, lora_dropout=0.0, bias="none",
                             task_type="CAUSAL_LM", target_modules="all-linear")
@@ -254,6 +256,7 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
         weight_decay=0.0, adam_beta2=config.adam_beta2, logging_steps=LOG_EVERY, save_strategy="steps",
         save_steps=CHECKPOINT_EVERY, save_total_limit=1, seed=config.seed, data_seed=config.seed,
         dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=False,
+        dataloader_pin_memory=llm.device == "cuda",  # pinning means nothing without an accelerator, and warns
     )
     guard = DivergenceGuard()
     collator = (PackCollator if config.pack else PadCollator)(llm.tokenizer.pad_token_id)
@@ -330,6 +333,7 @@ def load_adapter(model_dir: Path, command: str, checkpoint: str | None = None) -
             raise ModelUnavailable(f"the adapter in {model_dir} was trained with {part} format {name!r}, which this "
                                    f"code does not render; retrain with: {command}")
     llm = BaseLLM(checkpoint or record.get("base_model"))
+    llm.min_new_tokens = 1  # a trained format ends itself (`</answer>`, EOS); the recipe sets max_new_tokens
     try:
         llm.model = PeftModel.from_pretrained(llm.model, model_dir).eval()
     except (RuntimeError, ValueError, KeyError) as err:

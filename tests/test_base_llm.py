@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from homework.base_llm import BaseLLM, ModelUnavailable, generation_loss
+from homework.base_llm import BaseLLM, ModelUnavailable, course_generation_loss, generation_loss
 
 QUESTIONS = ["How many feet are in 7 meters?", "Convert 3 kg into pound.", "What is 2 hours in minutes?",
              "How many bytes are in 5 KB?", "Convert 10 mph to km/h please, I need it fast."]
@@ -62,9 +62,43 @@ def test_batched_equals_sequential_real_model(real_llm_fp32):
 
 @pytest.mark.slow
 def test_generation_loss_of_real_model_is_in_the_full_marks_band(real_llm_fp32):
-    loss = generation_loss(real_llm_fp32, QUESTIONS)
+    completions = real_llm_fp32.batched_generate(QUESTIONS)
+    loss = generation_loss(real_llm_fp32, QUESTIONS, completions)
     # the untrained instruct model continues questions fluently: well under the course's 6.2 full-marks line
     assert 0.5 < loss < 6.2, loss
+
+
+@pytest.mark.slow
+def test_raw_questions_always_get_an_answer_and_the_course_score_passes(real_llm_fp32):
+    """The course's grader hands raw questions to generate and scores padding too; no completion may be empty."""
+    from homework.data import Dataset
+
+    questions = [q for q, _ in Dataset("valid")[:32]]
+    completions = real_llm_fp32.batched_generate(questions)
+    assert all(c.strip() for c in completions), "an empty completion is no answer"
+    course = course_generation_loss(real_llm_fp32, questions, completions)
+    assert course <= 5.5, course
+    # the same figure by hand, as the course computes it: one padded batch, every position in the mean
+    tok = real_llm_fp32.tokenizer
+    batch = tok([q + c for q, c in zip(questions, completions)], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = real_llm_fp32.model(batch.input_ids, attention_mask=batch.attention_mask).logits
+    by_hand = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), batch.input_ids[:, 1:].flatten())
+    assert course == pytest.approx(by_hand.item(), rel=1e-4)
+    assert course > generation_loss(real_llm_fp32, questions, completions), "padding costs, masked or not"
+
+
+def test_course_loss_counts_padding_where_ours_masks_it(tiny_llm):
+    questions = ["How many feet are in 7 meters?", "Hi there"]
+    completions = [" <answer>23</answer>", " friend"]
+    padded = course_generation_loss(tiny_llm, questions, completions)
+    ours = generation_loss(tiny_llm, questions, completions)
+    # rows of one length: no padding, and both figures are the same mean over the same tokens
+    same = [" <answer>23</answer>", " friend, how many grams are in 3 metric tons of apples and pears"]
+    even = tiny_llm.tokenizer([q + c for q, c in zip(questions, same)], padding=True).attention_mask
+    assert all(all(row) for row in even), "the second pair must tokenize to one length"
+    assert course_generation_loss(tiny_llm, questions, same) == pytest.approx(generation_loss(tiny_llm, questions, same), rel=1e-4)
+    assert padded != pytest.approx(ours, rel=1e-3), "padded positions count in the course's figure"
 
 
 @pytest.mark.slow
@@ -72,7 +106,7 @@ def test_cli_test_command_runs():
     run = subprocess.run([sys.executable, "-m", "homework.base_llm", "test", "--n", "2"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "generation loss" in run.stdout.splitlines()[-1]
+    assert "course generation score" in run.stdout.splitlines()[-1]
 
 
 @pytest.mark.slow

@@ -7,12 +7,14 @@ import sys
 
 import pytest
 
-from homework import cot, datagen, recipe, report, rft, sft
+from homework import base_llm, cot, datagen, questions, recipe, report, rft, sft
 
 COMMANDS = [
     (sft.train_model, "sft train"), (sft.test, "sft test"), (sft.speed, "sft speed"),
     (rft.train_model, "rft train"), (rft.test, "rft test"), (cot.test, "cot test"),
     (datagen.generate_dataset, "datagen"), (recipe.run, "recipe run"), (report.report, "report"),
+    (questions.make, "questions make"), (questions.write, "questions write"), (questions.reword, "questions reword"),
+    (base_llm.test, "base_llm test"),
 ]
 
 

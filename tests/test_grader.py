@@ -30,11 +30,12 @@ def honest(tmp_path_factory):
     80 steps, not 40: after 40 steps of bf16-autocast training the adapter's answers were still so unstable
     that bf16 padding noise flipped half of them between batched and one-by-one decoding (agreement 50 %).
     The dimensions are drawn evenly: with the default mix (three time rows in ten, whose answers run to
-    "2.2e9") 80 steps left the same instability (agreement 50 %, 2026-11-27).
+    "2.2e9") 80 steps left the same instability (agreement 50 %, 2026-11-27), and so did composed phrasings
+    (agreement 50 %, accuracy 0.00, 2026-12-01): this short run uses the 25 templates.
     """
     root = _copy_package(tmp_path_factory.mktemp("honest"))
     sft.train_model(output_dir=str(root / "homework" / "sft_model"), n_rows=1280, batch_size=16, max_steps=80,
-                    test_after=False, dimensions=DIMENSIONS)
+                    test_after=False, dimensions=DIMENSIONS, phrasing="templates")
     return root
 
 

@@ -13,12 +13,13 @@ REPO = Path(__file__).resolve().parent.parent
 def test_rft_plan_chains_each_round_to_the_one_before():
     steps = recipe.plan(json.loads((REPO / "recipes" / "rft.json").read_text()), Path("/w"))
     trains = [argv for key, argv in steps if key.endswith(" train")]
-    assert len(trains) == 19
+    assert len(trains) == 20
     for i, argv in enumerate(trains, 1):
         assert argv[argv.index("--output_dir") + 1] == f"/w/round{i}/rft_model"
         started = argv[argv.index("--init_adapter") + 1] if "--init_adapter" in argv else None
-        assert started == (f"/w/round{i - 1}/rft_model" if i >= 10 else None), f"round {i}"  # 10-19 go on
+        assert started == (f"/w/round{i - 1}/rft_model" if i >= 10 else None), f"round {i}"  # 10-20 go on
         assert argv[argv.index("--test_after") + 1] == "False"
+    assert trains[-1][trains[-1].index("--data") + 1] == "/w/rft_reworded.json", "round 20 trains on reworded rows"
     samplers = [argv for key, argv in steps if " datagen " in key]
     assert "--model" not in samplers[0], "round 1 samples the CoT model"
     assert all(argv[argv.index("--model_dir") + 1].startswith("/w/round") for argv in samplers[1:])
@@ -31,7 +32,7 @@ def test_rft_plan_chains_each_round_to_the_one_before():
 
 def test_plan_only_prints_every_command_and_runs_none(tmp_path):
     out = recipe.run(str(REPO / "recipes" / "rft.json"), work_dir=str(tmp_path / "w"), plan_only=True)
-    assert out.count("python -m homework.rft train") == 19 and out.count("python -m homework.questions make") == 24
+    assert out.count("python -m homework.rft train") == 20 and out.count("python -m homework.questions make") == 24
     assert not (tmp_path / "w").exists(), "planning must not create or run anything"
 
 

@@ -26,14 +26,22 @@ def test_committed_record_is_portable_and_complete(kind, config):
     assert not (folder / "prompt_format.json").exists()
 
 
-def test_rft_record_names_its_data_and_parent_by_hash():
+def test_rft_record_names_its_data_and_parents_by_hash():
     record = records.read_record(REPO / "homework" / "rft_model")
-    assert record["data"]["sha256"] == records.sha256(REPO / "data" / "rft.json")
-    assert record["data"]["rows"] == len(json.loads((REPO / "data" / "rft.json").read_text()))
+    data = REPO / record["config"]["data"]
+    assert record["data"]["sha256"] == records.sha256(data)
+    assert record["data"]["rows"] == len(json.loads(data.read_text()))
     lineage = record["parent"]["lineage"]
-    assert [p["round"] for p in lineage] == list(range(9, 19)) and lineage[-1]["sha256"] == record["parent"]["sha256"]
+    assert [p.get("round") for p in lineage] == list(range(9, 20)), "rounds 9-19 behind the committed adapter"
+    assert lineage[-1]["sha256"] == record["parent"]["sha256"]
     rounds = json.loads((REPO / "data" / "rft.rounds.json").read_text())["rounds"]
-    assert len(rounds) == record["data"]["rows"] and all(rounds.values()), "every row has its rounds"
+    assert len(rounds) == len(json.loads((REPO / "data" / "rft.json").read_text())) and all(rounds.values())
+
+
+def test_sft_record_names_its_parent_and_how_to_get_it():
+    record = records.read_record(REPO / "homework" / "sft_model")
+    assert record["config"]["phrasing"] == "composed" and record["parent"]["command"].endswith("--phrasing templates")
+    assert record["config"]["init_adapter"] == "runs/sft/templates/sft_model", "the path recipes/sft.json trains it to"
 
 
 def test_an_unknown_format_is_refused(tmp_path):
