@@ -3,9 +3,11 @@
     python -m grader homework          # grade the folder
     python -m grader UTID.zip -v       # grade a bundle (extracted to a temporary folder, imported from there)
 
-Each case runs `grader/worker.py` in its own interpreter, with a timeout, importing only the graded
-package. The worker returns raw answers; scoring and every verdict happen here, with this repository's
-parser, correctness check and question generator, never the graded package's.
+Each case runs `grader/worker.py` in its own interpreter, in the sandbox (grader/sandbox.py: no network,
+one writable folder, limits), with a timeout, importing only the graded package. What the package's code
+returns there is data, never a verdict: every score comes from the clean room (grader/cleanroom.py), which
+attaches the bundle's adapter, read as data, to the embedded base model and decodes with this repository's
+code. The package's own answers must agree with the clean room's, or the case scores nothing.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from homework.base_llm import embedded_model_dir
-from homework.formats import parse_answer
 from homework.data import DATA_DIR, is_answer_valid, load_rows
 from homework.questions import generate
+
+from . import sandbox
+from .cleanroom import AdapterRefused, CleanRoom, leaked_answers, untrained
 
 # case: (points, figure at zero points, figure at full points). Loss bands fall, accuracy bands rise.
 BANDS = {
@@ -41,15 +44,17 @@ BANDS = {
 }
 MAX_PARAMS = 380_000_000
 MEMORISE_GAP = 0.2  # file accuracy this far above fresh-question accuracy flags lookup or memorising
-# Share of probe answers that must match the grader's own greedy decoding. The package decodes in padded
-# batches and the grader one prompt at a time; in bf16 on a CPU that alone changes some long chain-of-thought
-# answers: the honest CoT model matched 31 of 40 probes (78 %, 2026-11-26), so the old 0.8 on 10 probes
-# failed it about one grading in three. A lookup of dataset answers matches ~0 % of fresh questions.
+# Share of the package's answers that must match the clean room's decoding of the same model. The clean room
+# decodes in the same batches as the package's own answer(), so the honest package matches all of them; the
+# bar stays where it was when the grader decoded one prompt at a time (in bf16 on a CPU that alone changed
+# some long chain-of-thought answers: 31 of 40, 2026-11-26). A lookup of dataset answers matches ~0 % of
+# fresh questions, and forged answers match only where the model itself is right.
 AGREEMENT = 0.6
 N_QUESTIONS = 100  # validation questions per model case (the course's size), and as many fresh ones
 N_GENERATION = 32  # the first validation questions the generation cases score, as the course's grader does
-N_PROBE = 30  # fresh questions re-decoded by the grader and re-asked with the adapter switched off
+N_PROBE = 30  # fresh questions the clean room re-asks with the adapter switched off
 CASE_TIMEOUT = 900  # seconds per case, model load included
+OUTPUT_LIMIT = sandbox.FILE_BYTES  # bytes of stdout or stderr read from a case; the sandbox stops it there
 WORKER = Path(__file__).resolve().parent / "worker.py"
 
 
@@ -100,35 +105,89 @@ def safe_extract(zip_path: Path, target: Path) -> Path:
 
 
 def _run_worker(package_parent: Path, case: str, request: dict, timeout: float) -> tuple[dict | None, str]:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(request, f)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    """(the worker's result, "") or (None, why there is none). The worker runs in the sandbox where it can."""
+    unavailable = sandbox.probe()
+    box = sandbox.Sandbox(cpu_seconds=int(timeout * (os.cpu_count() or 1)) + 60)
     try:
-        run = subprocess.run([sys.executable, str(WORKER), str(package_parent), case, f.name], cwd=package_parent,
-                             capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return None, f"timed out after {timeout:.0f} s"
+        request_path = box.dir / "request.json"
+        request_path.write_text(json.dumps(request))
+        argv = [sys.executable, str(WORKER), str(package_parent), case, str(request_path)]
+        env = box.env()
+        if not unavailable:
+            argv = box.argv(argv)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                run = subprocess.run(argv, cwd=package_parent, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     timeout=timeout, env=env)
+            except subprocess.TimeoutExpired:
+                return None, f"timed out after {timeout:.0f} s"
+            stdout, stderr = _read_capped(out), _read_capped(err)
     finally:
-        os.unlink(f.name)
-    for line in reversed(run.stdout.splitlines()):
-        if line.startswith("GRADER_RESULT "):
-            return json.loads(line[len("GRADER_RESULT "):]), ""
-    last = (run.stderr.strip().splitlines() or ["no output"])[-1]
-    return None, f"failed: {last[:200]}"
+        box.close()
+    return _result_of(run.returncode, stdout, stderr)
 
 
-def _grade_generation(parent, case, questions, timeout) -> CaseResult:
+def _read_capped(f) -> str:
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    text = f.read(OUTPUT_LIMIT).decode("utf-8", "replace")
+    return text + ("\n[output cut]" if size > OUTPUT_LIMIT else "")
+
+
+def _result_of(returncode: int, stdout: str, stderr: str) -> tuple[dict | None, str]:
+    """The one result line of a finished worker; any other shape of output is a reason for zero."""
+    if len(stdout) >= OUTPUT_LIMIT:
+        return None, f"wrote over {OUTPUT_LIMIT // 2**20} MB to stdout"
+    lines = [line for line in stdout.splitlines() if line.startswith("GRADER_RESULT ")]
+    if len(lines) > 1:
+        return None, f"{len(lines)} result lines on stdout: output forged"
+    if returncode != 0 or not lines:
+        last = (stderr.strip().splitlines() or [f"no result, exit code {returncode}"])[-1]
+        return None, f"failed (exit code {returncode}): {last[:200]}"
+    try:
+        result = json.loads(lines[0][len("GRADER_RESULT "):])
+    except ValueError:
+        return None, "result line is not JSON"
+    return (result, "") if isinstance(result, dict) else (None, "result line is not an object")
+
+
+def _strings(value, n: int) -> list[str] | None:
+    return value if isinstance(value, list) and len(value) == n and all(isinstance(v, str) for v in value) else None
+
+
+def _floats(value, n: int) -> list[float] | None:
+    if not isinstance(value, list) or len(value) != n:
+        return None
+    out = []
+    for v in value:
+        if v is None:
+            out.append(math.nan)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(float(v))
+        else:
+            return None
+    return out
+
+
+def _grade_generation(parent, case, questions, timeout, room: CleanRoom) -> CaseResult:
     start = time.time()
     out, error = _run_worker(parent, case, {"questions": questions}, timeout)
-    seconds = time.time() - start
-    if out is None:
-        return CaseResult(case, 0.0, BANDS[case][0], "-", seconds, [f"FAIL: {error}"])
-    checks = _param_check(out["params"])
-    checks.append(f"ok: {out['empty']} of {len(questions)} completions empty; our padding-masked loss "
-                  f"{out['masked_loss']:.2f} beside the course's {out['loss']:.2f}")
-    score = band_score(case, out["loss"]) if not _failed(checks) else 0.0
-    return CaseResult(case, score, BANDS[case][0], f"loss {out['loss']:.2f}", seconds, checks,
-                      {"examples": out["examples"], "masked_loss": out["masked_loss"]})
+    texts = _strings((out or {}).get("texts"), len(questions))
+    if out is not None and texts is None:
+        error = f"returned no {len(questions)} texts"
+    if texts is None:
+        return CaseResult(case, 0.0, BANDS[case][0], "-", time.time() - start, [f"FAIL: {error}"])
+    scored = room.generation(questions, texts, batched=case == "batched_generate")
+    agree = scored["same"] / len(questions)
+    checks = _param_check(room.params)
+    checks.append(f"{'FAIL' if agree < AGREEMENT else 'ok'}: {scored['same']} of {len(questions)} texts begin as the "
+                  "clean room's own decoding of the questions")
+    checks.append(f"ok: {scored['empty']} of {len(questions)} completions empty; our padding-masked loss "
+                  f"{scored['masked_loss']:.2f} beside the course's {scored['loss']:.2f}")
+    score = band_score(case, scored["loss"]) if not _failed(checks) else 0.0
+    return CaseResult(case, score, BANDS[case][0], f"loss {scored['loss']:.2f}", time.time() - start, checks,
+                      {"examples": texts[:3], "masked_loss": scored["masked_loss"]})
 
 
 def _param_check(params: int) -> list[str]:
@@ -149,41 +208,63 @@ def _same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or is_answer_valid(a, b, rel_tol=1e-3)
 
 
-def _grade_model(parent, kind, valid, fresh, timeout) -> list[CaseResult]:
+def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[CaseResult]:
+    """Score the clean room's decoding; the package's own answers only have to agree with it."""
     start = time.time()
-    request = {"kind": kind, "valid": [q for q, _ in valid], "fresh": [q for q, _ in fresh], "probe": N_PROBE,
-               "adapter_file": str(parent / "homework" / f"{kind}_model" / "adapter_model.safetensors"),
-               "base_dir": str(embedded_model_dir())}
-    out, error = _run_worker(parent, kind, request, timeout)
-    seconds = time.time() - start
     names = [kind] + (["rft_extra"] if kind == "rft" else [])
-    if out is None:
-        return [CaseResult(n, 0.0, BANDS[n][0], "-", seconds if n == kind else 0.0, [f"FAIL: {error}"])
+
+    def failed(reason):
+        return [CaseResult(n, 0.0, BANDS[n][0], "-", time.time() - start if n == kind else 0.0, [f"FAIL: {reason}"])
                 for n in names]
-    answers = out["answers"]
-    acc_valid = _accuracy(answers[:len(valid)], [a for _, a in valid])
-    acc_fresh = _accuracy(answers[len(valid):], [a for _, a in fresh])
-    checks = _param_check(out["params"])
-    checks += [f"FAIL: shortcut: {o}" for o in out["overrides"]] or ["ok: answer/generate are the package's own"]
+
+    questions = [q for q, _ in valid] + [q for q, _ in fresh]
+    truths = [a for _, a in valid] + [a for _, a in fresh]
+    checks = _param_check(room.params)
+    llm = None
+    if kind in ("sft", "rft"):  # read before the package runs, so nothing it does can change what is scored
+        try:
+            llm, tensors = room.adapter_model(kind, parent / "homework" / f"{kind}_model")
+        except AdapterRefused as err:
+            return failed(f"adapter refused: {err}")
+        if untrained(tensors):
+            return failed("adapter is untrained (all LoRA B weights are zero)")
+        checks.append("ok: adapter read as data: allowed config, LoRA tensors of the base model's shapes")
+    request = {"kind": kind, "valid": [q for q, _ in valid], "fresh": [q for q, _ in fresh]}
+    out, error = _run_worker(parent, kind, request, timeout)
+    theirs = _floats((out or {}).get("answers"), len(questions))
+    prompts = _strings((out or {}).get("prompts"), len(questions)) if kind == "cot" else None
+    if out is not None and (theirs is None or (kind == "cot" and prompts is None)):
+        error = f"returned no {len(questions)} answers" + (" and prompt texts" if kind == "cot" else "")
+    if error:
+        return failed(error)
+    if kind == "cot":
+        leaks = leaked_answers(questions, prompts, truths)
+        if leaks:
+            return failed(f"{len(leaks)} CoT prompts carry their question's own answer, e.g. {leaks[0][:60]!r}")
+        checks.append("ok: no CoT prompt carries its question's answer")
+        answers = room.cot_answers(prompts)
+    else:
+        answers = [float(a) for a in llm.answer(*questions)]
+    agree = sum(_same(a, b) for a, b in zip(theirs, answers)) / len(questions)
+    checks.append(f"{'FAIL' if agree < AGREEMENT else 'ok'}: the package's own answers match the clean room's "
+                  f"decoding of the same model ({agree:.0%})")
+    acc_valid = _accuracy(answers[:len(valid)], truths[:len(valid)])
+    acc_fresh = _accuracy(answers[len(valid):], truths[len(valid):])
     gap = acc_valid - acc_fresh
     checks.append(f"{'FAIL' if gap > MEMORISE_GAP else 'ok'}: fresh questions {acc_fresh:.2f} vs file {acc_valid:.2f}"
                   + (" (memorising or looking up)" if gap > MEMORISE_GAP else ""))
-    probe_answers = answers[len(valid):len(valid) + N_PROBE]
-    regenerated = [parse_answer(t) for t in out["regenerated"]]
-    agree = sum(_same(a, b) for a, b in zip(probe_answers, regenerated)) / max(len(regenerated), 1)
-    checks.append(f"{'FAIL' if agree < AGREEMENT else 'ok'}: answers match the grader's own decoding of the model "
-                  f"({agree:.0%})")
-    if "adapter_problems" in out:
-        checks += [f"FAIL: {p}" for p in out["adapter_problems"]] or [
-            "ok: adapter in the model equals the bundle's file, is trained, base weights untouched"]
-    if "adapter_off" in out:
-        changed = sum(not _same(a, b) for a, b in zip(probe_answers, out["adapter_off"]))
-        checks.append(f"{'FAIL' if changed == 0 else 'ok'}: switching the adapter off changes {changed}/"
-                      f"{len(out['adapter_off'])} answers")
+    if llm is not None:
+        probe = questions[len(valid):len(valid) + N_PROBE]
+        with llm.model.disable_adapter():
+            off = llm.answer(*probe)
+        changed = sum(not _same(a, b) for a, b in zip(answers[len(valid):], off))
+        checks.append(f"{'FAIL' if changed == 0 else 'ok'}: switching the adapter off changes {changed}/{len(off)} "
+                      "answers")
+        del llm
     ok = not _failed(checks)
     details = {"wrong": [(q, a, t) for (q, t), a in zip(valid, answers) if not is_answer_valid(a, t)][:10]}
     results = [CaseResult(kind, band_score(kind, acc_valid) if ok else 0.0, BANDS[kind][0],
-                          f"accuracy {acc_valid:.2f}", seconds, checks, details)]
+                          f"accuracy {acc_valid:.2f}", time.time() - start, checks, details)]
     if kind == "rft":
         results.append(CaseResult("rft_extra", band_score("rft_extra", acc_valid) if ok else 0.0,
                                   BANDS["rft_extra"][0], f"accuracy {acc_valid:.2f}", 0.0))
@@ -220,21 +301,22 @@ def grade(target: str | Path, n_questions: int = N_QUESTIONS, timeout: float = C
         fresh = generate(n_questions, seed=random.SystemRandom().randrange(2**31) if seed is None else seed)
         results = []
         stages = [c for c in ("generate", "batched_generate", "cot", "sft", "rft") if c in cases]
+        room = CleanRoom()
         for kind in tqdm(stages, desc="grading", unit="case"):
             if kind in ("generate", "batched_generate"):
-                results.append(_grade_generation(parent, kind, [q for q, _ in valid[:N_GENERATION]], timeout))
+                results.append(_grade_generation(parent, kind, [q for q, _ in valid[:N_GENERATION]], timeout, room))
                 continue
             reason = _missing(parent, kind)
             if reason:
                 results += [CaseResult(n, 0.0, BANDS[n][0], "-", 0.0, [f"FAIL: {reason}"])
                             for n in [kind] + (["rft_extra"] if kind == "rft" else [])]
             else:
-                results += _grade_model(parent, kind, valid, fresh, timeout)
+                results += _grade_model(parent, kind, valid, fresh, timeout, room)
     return results
 
 
 def report(results: list[CaseResult], verbose: bool = False) -> str:
-    lines = [f"{'case':<18}{'score':>12}  {'figure':<16}{'time':>8}"]
+    lines = [sandbox.status_line(), f"{'case':<18}{'score':>12}  {'figure':<16}{'time':>8}"]
     for r in results:
         lines.append(f"{r.name:<18}{r.score:>6.1f} / {r.max_score:<3g}  {r.figure:<16}{r.seconds:>7.0f}s")
         for check in r.checks if verbose else [c for c in r.checks if c.startswith("FAIL")]:

@@ -3,6 +3,7 @@
     python -m homework.ask "How many feet are in 3.5 meters?"     # best model present: RFT, else SFT, else CoT
     python -m homework.ask "Convert 2 hours to seconds." "5 kg in pounds?" --model sft
     python -m homework.ask - < questions.txt                       # one question per line, answered in chunks
+    python -m homework.ask --calculator "How many gallons are there in 86 m**3?"   # RFT + calculator decoding
 
 Each answer is shown with the model's own text and, beside it, the exact value from the units registry
 (pint), so you can see at a glance whether the model is within the 5 % tolerance. The exact value is only
@@ -119,18 +120,26 @@ def _show(record: dict, label: str) -> None:
     print(f"Q: {short}\n{label}: {record['text']}\n=> {said}   ({exact})\n")
 
 
-def ask(*questions: str, model: str = "auto", chunk: int = CHUNK) -> str:
+def ask(*questions: str, model: str = "auto", chunk: int = CHUNK, calculator: bool = False) -> str:
     """Answer unit-conversion questions with a trained model and show its reasoning.
 
     Args:
         questions: questions in quotes; '-' reads one question per line from stdin.
         model: auto (RFT, else SFT, else CoT), rft, sft or cot.
         chunk: questions generated together (bounds memory for long stdin lists).
+        calculator: the RFT model with calculator decoding: it computes each product the model writes.
     """
     if not questions:
         raise ValueError('give a question, e.g. python -m homework.ask "How many feet are in 3.5 meters?", or - for stdin')
-    name, llm = load_model(model)
-    label = name.upper()
+    if calculator:
+        if model not in ("auto", "rft"):
+            raise ValueError(f"--calculator decodes the RFT model, not {model!r}")
+        from .rft import load
+
+        name, llm, label = "rft", load(calculator=True), "RFT + calculator"
+    else:
+        name, llm = load_model(model)
+        label = name.upper()
     answered = unknown = close = 0
     for record in answer_questions(llm, read_questions(questions), chunk):
         _show(record, label)
@@ -150,9 +159,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("questions", nargs="*", help="questions in quotes; - reads one per line from stdin")
     parser.add_argument("--model", default="auto", help="auto (RFT, else SFT, else CoT), rft, sft or cot")
     parser.add_argument("--chunk", type=int, default=CHUNK, help="questions generated together")
+    parser.add_argument("--calculator", action="store_true",
+                        help="RFT with calculator decoding: the products the model writes are computed")
     args = parser.parse_args(argv)
     try:
-        result = ask(*args.questions, model=args.model, chunk=max(1, args.chunk))
+        result = ask(*args.questions, model=args.model, chunk=max(1, args.chunk), calculator=args.calculator)
     except (ModelUnavailable, ValueError) as err:  # UnitError, DataError are ValueErrors
         sys.exit(f"error: {err}")
     print(result)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
+from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList,
+                          StoppingCriteriaList)
 from transformers.utils import logging as hf_logging
 
 from .formats import parse_answer, question_prompt
@@ -163,6 +164,7 @@ class BaseLLM:
     # (`</answer>` then EOS) and set their own budgets: `sft.ANSWER_TOKENS`, `rft.MAX_NEW_TOKENS`, CoTModel.
     max_new_tokens = 32
     min_new_tokens = 32
+    stop = None  # a StoppingCriteria class taking (tokenizer, prompt width): ends rows early (`homework.calculator`)
 
     def __init__(self, checkpoint: str | None = None, device: str | None = None,
                  dtype: torch.dtype | None = None):
@@ -248,6 +250,7 @@ class BaseLLM:
             temperature=None, top_p=None, top_k=None,
             pad_token_id=pad,
             eos_token_id=self.tokenizer.eos_token_id,
+            stopping_criteria=StoppingCriteriaList([self.stop(self.tokenizer, input_ids.shape[1])]) if self.stop else None,
         )
         return self.tokenizer.batch_decode(output[:, input_ids.shape[1]:], skip_special_tokens=True)
 

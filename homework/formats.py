@@ -11,6 +11,7 @@ code it runs still renders the prompt the adapter was trained on.
 
 from __future__ import annotations
 
+import math
 import re
 
 from .data import is_answer_valid
@@ -112,11 +113,25 @@ def with_hint(question: str) -> str:
 def worked_answer(quantity: float, src: str, dst: str) -> str:
     """A reasoning trace in the shape the models learn: restate the fact, multiply, answer."""
     f = fact_number(factor(src, dst))
-    mantissa, _, exp = f.partition("e")
-    product = format_number(quantity * float(mantissa), FACT_DIGITS) + (f"e{exp}" if exp else "")
     q = format_number(quantity)
+    product = product_text(quantity, f)
     return (f"1 {src} = {f} {BY_NAME[dst].plural}, so {q} {BY_NAME[src].plural} = {q} * {f} = {product}. "
             f"{OPEN}{product}{CLOSE}")
+
+
+def product_text(a: str | float, b: str) -> str:
+    """The product `a * b` written as the reasoning writes it: FACT_DIGITS significant digits, and a factor's
+    power of ten carried over as it stands ("7 * 2.64e-4" -> "1.85e-4"). ValueError when either is no number
+    or the product is not finite."""
+    mantissa, _, exp = str(b).partition("e")
+    value = float(a) * float(b)
+    if not math.isfinite(value):
+        raise ValueError(f"no finite product of {a!r} and {b!r}")
+    if exp and "e" not in str(a).lower():
+        scaled = format_number(float(a) * float(mantissa), FACT_DIGITS)
+        if "e" not in scaled:
+            return f"{scaled}e{exp}"
+    return format_number(value, FACT_DIGITS)
 
 
 def judge(text: str, answer: float) -> tuple[str, str]:

@@ -27,7 +27,8 @@ from .units import BY_NAME, DIMENSIONS, UnitError, parse_question
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "report"
-MODELS = ("cot", "sft", "rft")
+MODELS = ("cot", "sft", "rft", "rft_calculator")
+LABELS = {"rft_calculator": "RFT + calculator"}  # the RFT adapter decoding with homework/calculator.py
 SPLITS = ("valid", "valid_wide", "valid_reworded", "valid_constructions", "people")
 
 
@@ -49,6 +50,10 @@ def by_dimension(samples: list[dict]) -> dict[str, float]:
 
 
 def _load(name: str):
+    if name == "rft_calculator":
+        from .rft import load
+
+        return load(calculator=True)
     return load_named(name)
 
 
@@ -88,7 +93,7 @@ def _markdown(results: list[dict], when: str, machine: str) -> str:
              "|---|---|---|---|---|" + "---|" * len(DIMENSIONS) + "---|---|---|"]
     for r in results:
         dims = " | ".join(f"{r['by_dimension'][d]:.2f}" if d in r["by_dimension"] else "-" for d in DIMENSIONS)
-        lines.append(f"| {r['model'].upper()} | {r['split']} | {r['questions']} | {r['accuracy']:.3f} | "
+        lines.append(f"| {LABELS.get(r['model'], r['model'].upper())} | {r['split']} | {r['questions']} | {r['accuracy']:.3f} | "
                      f"{r['answer_rate']:.3f} | {dims} | {r['dtype']} | {r['seconds']:.0f} | {r.get('date', when)} |")
     return "\n".join(lines) + "\n"
 

@@ -3,6 +3,7 @@
     python -m homework.datagen data/rft.json    # sample and filter reasoning first
     python -m homework.rft train                # trains homework/rft_model from data/rft.json, then tests
     python -m homework.rft test                 # accuracy on data/valid.json
+    python -m homework.rft test --calculator    # the same with calculator decoding (homework/calculator.py)
     python -m homework.recipe run recipes/rft.json --plan   # the rounds of expert iteration behind data/rft.json
 
 At test time the RFT model sees only the question; it writes the conversion fact, the multiplication
@@ -85,21 +86,29 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = RFTConfig.data, ep
     return f"{message}; {record['test']}"
 
 
-def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None) -> BaseLLM:
+def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None, calculator: bool = False) -> BaseLLM:
+    """The RFT adapter on its base model; with `calculator`, decoding hands each product the model sets up
+    to a calculator (`homework.calculator`: an opt-in mode, not the pure model that `load_rft()` returns)."""
     llm = training.load_adapter(Path(model_dir), TRAIN_COMMAND, checkpoint)
     llm.max_new_tokens = MAX_NEW_TOKENS
+    if calculator:
+        from .calculator import with_calculator
+
+        return with_calculator(llm)
     return llm
 
 
-def test(split: str = "valid", max_question: int | None = None, model_dir: str = str(MODEL_DIR)) -> str:
+def test(split: str = "valid", max_question: int | None = None, model_dir: str = str(MODEL_DIR),
+         calculator: bool = False) -> str:
     """Benchmark the RFT adapter; the last line is `benchmark_result.accuracy=X benchmark_result.answer_rate=Y`.
 
     Args:
         split: data split name (data/<split>.json) or a JSON path (e.g. data/valid_wide.json).
         max_question: only the first N questions (default: all).
         model_dir: adapter folder to test (default: homework/rft_model).
+        calculator: decode with the calculator (the model's own products computed; see homework/calculator.py).
     """
-    return evaluate(load(model_dir), split, max_question)
+    return evaluate(load(model_dir, calculator=calculator), split, max_question)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@
     python -m homework.sft train --resume     # continue an interrupted run from its last checkpoint
     python -m homework.sft test               # accuracy on data/valid.json (1000 questions)
     python -m homework.sft speed              # our training step against the plain one, and its matmul floor
+    python -m homework.sft profile            # one training step under torch.profiler, by part and operator
 
 Training rows come from the question generator (fresh quantities and phrasings, never a validation
 question); only the answer tokens carry loss. The recipe is `SFTConfig`; the trainer is `homework.training`.
@@ -174,12 +175,28 @@ def speed(steps: int = 8, rows: int = 512) -> str:
     from .profiling import speed as measure
 
     config = SFTConfig()
-    return measure(training_rows(dataclasses.replace(config, n_rows=rows)), config, steps,
-                   lambda tok, r, trim: encode_rows(tok, r, config.ending_every if trim else 1))
+    return measure(training_rows(dataclasses.replace(config, n_rows=rows)), config, steps, _speed_encoder(config))
+
+
+def profile(steps: int = 3) -> str:
+    """One training step of the default recipe under torch.profiler: time by part and by operator.
+
+    Args:
+        steps: steps profiled (after two warm-up steps); the figures are per step.
+    """
+    from .profiling import profile_step
+
+    config = SFTConfig()
+    return profile_step(training_rows(dataclasses.replace(config, n_rows=16 * (steps + 2))), config,
+                        _speed_encoder(config), steps)
+
+
+def _speed_encoder(config: SFTConfig):
+    return lambda tok, r, trim: encode_rows(tok, r, config.ending_every if trim else 1)
 
 
 def main() -> None:
-    run_cli({"train": train_model, "test": test, "speed": speed,
+    run_cli({"train": train_model, "test": test, "speed": speed, "profile": profile,
              "load": lambda: str(load().model.__class__.__name__)}, training.RESUME_HINT)
 
 

@@ -67,15 +67,15 @@ def test_honest_package_passes_every_check(honest):
     ("lookup subclass in load()",
      f"_real_load = load\ndef load():\n    llm = _real_load()\n    table = {LOOKUP}\n"
      "    class Lookup(type(llm)):\n        def answer(self, *qs):\n            return [table.get(q, 1.0) for q in qs]\n"
-     "    llm.__class__ = Lookup\n    return llm\n", "sft.py", "answer overridden by Lookup"),
+     "    llm.__class__ = Lookup\n    return llm\n", "sft.py", "answers match the clean room"),
     ("answer replaced on the instance",
      f"_real_load = load\ndef load():\n    llm = _real_load()\n    table = {LOOKUP}\n"
      "    llm.answer = lambda *qs: [table.get(q, 1.0) for q in qs]\n    return llm\n", "sft.py",
-     "answer replaced on the instance"),
+     "answers match the clean room"),
     ("lookup inside the package's own BaseLLM.answer",
      f"_TABLE = {LOOKUP}\n"
      "BaseLLM.answer = lambda self, *qs: [_TABLE.get(q, 1.0) for q in qs]\n", "base_llm.py",
-     "answers match the grader's own decoding"),
+     "answers match the clean room"),
 ])
 def test_cheats_are_caught(honest, tmp_path, name, patch, file, expected):
     result = _sft(_variant(honest, tmp_path, patch, file))
@@ -167,3 +167,62 @@ def test_hanging_bundle_is_stopped_by_the_case_timeout(honest, tmp_path):
     root = _variant(honest, tmp_path, "_real_load = load\ndef load():\n    import time\n    time.sleep(600)\n")
     result = _sft(root, timeout=20)
     assert result.score == 0.0 and any("timed out" in c for c in result.checks), result.checks
+
+
+# Attacks on the grader itself, each appended to the honest package's homework/__init__.py. Both make the
+# package's own answers the true ones; the clean room, decoding the adapter itself, does not agree.
+REWRITE_RESULT = '''
+import builtins as _builtins, json as _json, sys as _sys
+from homework.units import parse_question as _parse
+_print = _builtins.print
+def _forge(*args, **kwargs):
+    if args and str(args[0]).startswith("GRADER_RESULT "):
+        request = _json.load(open(_sys.argv[3]))
+        questions = request["valid"] + request["fresh"]
+        args = ("GRADER_RESULT " + _json.dumps({"answers": [_parse(q).answer for q in questions]}),)
+    return _print(*args, **kwargs)
+_builtins.print = _forge
+'''
+PATCH_GENERATE = '''
+import torch as _torch, transformers as _transformers
+from homework.base_llm import embedded_model_dir as _model_dir
+from homework.units import parse_question as _parse
+def _fake_generate(self, input_ids=None, **kwargs):
+    tok = _transformers.AutoTokenizer.from_pretrained(_model_dir())
+    new = []
+    for row in input_ids:
+        try:
+            answer = _parse(tok.decode(row, skip_special_tokens=True)).answer
+        except ValueError:
+            answer = 1.0
+        new.append(tok(f" <answer>{answer:.6g}</answer>", add_special_tokens=False).input_ids + [tok.eos_token_id])
+    width = max(len(n) for n in new)
+    new = [n + [tok.eos_token_id] * (width - len(n)) for n in new]
+    return _torch.cat([input_ids, _torch.tensor(new, device=input_ids.device)], dim=1)
+_transformers.GenerationMixin.generate = _fake_generate
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,patch", [("rewritten result line", REWRITE_RESULT),
+                                        ("process-wide generate patch", PATCH_GENERATE)])
+def test_attacks_on_the_grader_score_nothing(honest, tmp_path, name, patch):
+    result = _sft(_variant(honest, tmp_path, patch, "__init__.py"))
+    fails = [c for c in result.checks if c.startswith("FAIL")]
+    assert any("answers match the clean room" in c for c in fails), (name, result.checks)
+    assert result.score == 0.0, name
+
+
+@pytest.mark.slow
+def test_cot_prompt_carrying_the_answer_is_refused(tmp_path):
+    root = _copy_package(tmp_path)
+    cot = root / "homework" / "cot.py"
+    cot.write_text(cot.read_text() + '''
+_honest_prompt = CoTModel.format_prompt
+def _leaky(self, question):
+    from .units import parse_question
+    return _honest_prompt(self, question).replace(question, f"{question} (answer: {parse_question(question).answer:.4g})")
+CoTModel.format_prompt = _leaky
+''')
+    (result,) = grade(root, n_questions=N, cases=("cot",), seed=7)
+    assert result.score == 0.0 and any("carry their question's own answer" in c for c in result.checks), result.checks

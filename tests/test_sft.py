@@ -219,7 +219,7 @@ def test_bf16_training_keeps_an_fp32_adapter_and_the_same_loss(tiny_checkpoint, 
     rows = sft.encode_rows(tokenizer, [("Convert 1 m to ft.", 3.28), ("How many g in 2 kg?", 2000)])
     batch = training.PadCollator(tokenizer.pad_token_id)(rows)
     torch.manual_seed(0)
-    model = training.build_model(BaseLLM(tiny_checkpoint, dtype=torch.bfloat16), rank=4)
+    model = training.build_model(BaseLLM(tiny_checkpoint, dtype=torch.bfloat16), rank=4, fused=False)
     adapter = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert adapter and all(p.dtype == torch.float32 for p in adapter.values())
     for p in adapter.values():  # lora_B starts at zero; give it weight so both adapter matrices get gradients
@@ -258,5 +258,5 @@ def test_matmul_floor_counts_each_frozen_linear_twice(tiny_checkpoint):
     per_layer = 2 * config.hidden_size * config.hidden_size  # q and o
     per_layer += 2 * config.hidden_size * config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
     per_layer += 3 * config.hidden_size * config.intermediate_size  # gate, up, down
-    seconds, gflops = profiling.matmul_floor(model, tokens=64, dtype=torch.float32, repeats=2)
+    seconds, gflops = profiling.matmul_floor(model, tokens=64, dtype=torch.float32, timings=3)
     assert gflops > 0 and seconds == pytest.approx(4 * per_layer * config.num_hidden_layers * 64 / (gflops * 1e9))

@@ -1,0 +1,206 @@
+"""The clean room: every score the grader gives comes from here, never from the graded package's process.
+
+Nothing here imports, runs or unpickles the bundle's code. An SFT or RFT adapter is read as data: its
+`adapter_config.json` checked against an allow-list (`check_adapter`), its `adapter_model.safetensors`
+against the LoRA tensor names and shapes the embedded base model takes. The checked tensors are attached to
+the embedded base model with this repository's own loader, prompt format and generation code, and the
+answers are parsed and checked with this repository's parser. CoT is the untrained base with the package's
+prompt, so the clean room decodes the prompt texts the package wrote, after refusing any that carries the
+question's own answer (`leaked_answers`). Generation texts are scored with the embedded model and this
+repository's two losses, next to the clean room's own decoding of the same questions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from homework.base_llm import DEFAULT_CHECKPOINT, BaseLLM
+from homework.data import is_answer_valid
+from homework.formats import parse_answer
+from homework.units import UnitError, factor, parse_question
+
+LINEARS = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
+           "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
+MAX_RANK = 64
+COMPLETION = {"sft": "answer", "rft": "reasoning"}
+# adapter_config.json fields the clean room reads, and the checks their values must pass
+READ = {
+    "peft_type": lambda v: v == "LORA",
+    "task_type": lambda v: v == "CAUSAL_LM",
+    "r": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_RANK,
+    "lora_alpha": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 16 * MAX_RANK,
+    "target_modules": lambda v: v == "all-linear" or (isinstance(v, list) and v and all(
+        isinstance(t, str) and (t in LINEARS or _QUALIFIED.fullmatch(t)) for t in v)),
+    "use_rslora": lambda v: isinstance(v, bool),
+}
+# fields whose value changes nothing at inference, whatever it is (provenance, training-only settings)
+IGNORED = {"base_model_name_or_path", "revision", "peft_version", "inference_mode", "init_lora_weights",
+           "lora_dropout", "megatron_core", "qalora_group_size", "auto_mapping"}
+# every other field must hold its inert value (off, empty, none): anything else could change the model
+INERT = (None, False, {}, [], "none")
+# a target peft names by its full path (it does for small models): one layer's linear
+_QUALIFIED = re.compile(r"model\.layers\.(\d+)\.(?:self_attn\.(?:[qkvo])_proj|mlp\.(?:gate|up|down)_proj)")
+
+
+class AdapterRefused(ValueError):
+    """The bundle's adapter is not one the clean room attaches; the message says why, in one line."""
+
+
+def check_adapter(folder: Path, base_config) -> tuple[dict, dict]:
+    """(the checked config fields, the tensors) of the adapter in folder, or AdapterRefused."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise AdapterRefused(f"adapter_config.json unreadable ({type(err).__name__})") from None
+    if not isinstance(config, dict):
+        raise AdapterRefused("adapter_config.json is not an object")
+    for key, value in config.items():
+        if key in READ and not READ[key](value):
+            raise AdapterRefused(f"adapter_config.json: {key}={json.dumps(value)[:60]} is not allowed")
+        if key not in READ and key not in IGNORED and value not in INERT:
+            raise AdapterRefused(f"adapter_config.json: {key}={json.dumps(value)[:60]} is not allowed")
+    missing = [k for k in ("peft_type", "r", "lora_alpha", "target_modules") if k not in config]
+    if missing:
+        raise AdapterRefused(f"adapter_config.json lacks {', '.join(missing)}")
+    try:
+        tensors = load_file(folder / "adapter_model.safetensors")
+    except (OSError, SafetensorError, ValueError) as err:
+        raise AdapterRefused(f"adapter_model.safetensors unreadable ({type(err).__name__})") from None
+    every = range(base_config.num_hidden_layers)
+    targets = {(layer, module) for layer in every for module in LINEARS}  # all-linear
+    if config["target_modules"] != "all-linear":
+        named = config["target_modules"]
+        targets = {(layer, module) for layer, module in targets
+                   if module in named or f"model.layers.{layer}.{LINEARS[module]}.{module}" in named}
+    expected = {}
+    head_dim = base_config.hidden_size // base_config.num_attention_heads
+    shapes = {"q_proj": (base_config.hidden_size, base_config.hidden_size),
+              "k_proj": (base_config.num_key_value_heads * head_dim, base_config.hidden_size),
+              "v_proj": (base_config.num_key_value_heads * head_dim, base_config.hidden_size),
+              "o_proj": (base_config.hidden_size, base_config.hidden_size),
+              "gate_proj": (base_config.intermediate_size, base_config.hidden_size),
+              "up_proj": (base_config.intermediate_size, base_config.hidden_size),
+              "down_proj": (base_config.hidden_size, base_config.intermediate_size)}
+    r = config["r"]
+    for layer, module in targets:
+        out, inp = shapes[module]
+        stem = f"base_model.model.model.layers.{layer}.{LINEARS[module]}.{module}"
+        expected[f"{stem}.lora_A.weight"], expected[f"{stem}.lora_B.weight"] = (r, inp), (out, r)
+    for name, tensor in tensors.items():
+        if name not in expected:
+            raise AdapterRefused(f"adapter tensor {name[:80]} is not a LoRA matrix of the base model's layers")
+        if tuple(tensor.shape) != expected[name] or not tensor.is_floating_point():
+            raise AdapterRefused(f"adapter tensor {name[:80]} has shape {tuple(tensor.shape)} {tensor.dtype}, "
+                                 f"not {expected[name]}")
+        if not bool(tensor.isfinite().all()):
+            raise AdapterRefused(f"adapter tensor {name[:80]} holds NaN or infinity")
+    if set(tensors) != set(expected):
+        raise AdapterRefused(f"the adapter lacks {len(set(expected) - set(tensors))} of its LoRA matrices")
+    return {k: config[k] for k in READ if k in config}, tensors
+
+
+def untrained(tensors: dict) -> bool:
+    return all(float(v.abs().sum()) == 0 for k, v in tensors.items() if "lora_B" in k)
+
+
+class CleanRoom:
+    """The embedded base model and this repository's code, loaded once per grading."""
+
+    def __init__(self):
+        self.base = BaseLLM(DEFAULT_CHECKPOINT)
+        self.params = sum(p.numel() for p in self.base.model.parameters())
+
+    def adapter_model(self, kind: str, folder: Path) -> tuple[BaseLLM, dict]:
+        """(this repository's `kind` model with the bundle's checked adapter attached, its tensors)."""
+        from homework import rft, sft
+
+        config, tensors = check_adapter(folder, self.base.model.config)
+        with tempfile.TemporaryDirectory(prefix="cleanroom-") as tmp:
+            clean = Path(tmp)
+            peft_config = dict(config, base_model_name_or_path=DEFAULT_CHECKPOINT, bias="none")
+            peft_config.setdefault("task_type", "CAUSAL_LM")
+            (clean / "adapter_config.json").write_text(json.dumps(peft_config))
+            shutil.copyfile(folder / "adapter_model.safetensors", clean / "adapter_model.safetensors")
+            (clean / "record.json").write_text(json.dumps({
+                "kind": kind, "base_model": DEFAULT_CHECKPOINT,
+                "format": {"prompt": "question", "completion": COMPLETION[kind]}}))
+            llm = (sft.load_adapter if kind == "sft" else rft.load)(clean, checkpoint=DEFAULT_CHECKPOINT)
+        return llm, tensors
+
+    def cot_answers(self, prompts: list[str]) -> list[float]:
+        """The answers the embedded base model gives to the package's own CoT prompt texts, decoded with this
+        repository's CoT settings (budget, stopping) and generation code."""
+        from homework.cot import CoTModel
+
+        return [parse_answer(t) for t in CoTModel(DEFAULT_CHECKPOINT).batched_generate(prompts)]
+
+    def generation(self, questions: list[str], texts: list[str], batched: bool) -> dict:
+        """The course's loss and ours on the package's texts, and how many match the clean room's own decoding."""
+        from homework.base_llm import course_generation_loss, generation_loss
+
+        own = self.base.batched_generate(questions) if batched else [self.base.generate(q) for q in questions]
+        same = sum(_words(a) == _words(b) for a, b in zip(own, texts))
+        return {"loss": course_generation_loss(self.base, questions, texts),
+                "masked_loss": generation_loss(self.base, questions, texts), "same": same,
+                "empty": sum(not t.strip() for t in texts)}
+
+
+def _words(text: str, n: int = 4) -> list[str]:
+    return text.split()[:n]
+
+
+def leaked_answers(questions: list[str], prompts: list[str], truths: list[float]) -> list[str]:
+    """The questions whose prompt carries their own answer as a number, where no fact explains it.
+
+    The part of each prompt that differs between questions is what the package added for that question (the
+    instructions and examples are shared). A number there that is within the benchmark's tolerance of the
+    question's answer is a leak, unless the question itself, the conversion factor (a hint states it) or its
+    inverse explains it; where the answer equals one of those, nothing can be told and the question is passed.
+    """
+    if len(prompts) < 2:
+        return []
+    start = len(_common_prefix(prompts))
+    end = len(_common_prefix([p[::-1] for p in prompts]))
+    leaks = []
+    for question, prompt, truth in zip(questions, prompts, truths):
+        own = prompt[start:len(prompt) - end if end else None]
+        allowed = _numbers(question)
+        try:
+            conv = parse_question(question)
+            f = factor(conv.src, conv.dst)
+            allowed += [f, 1 / f]
+        except (UnitError, ValueError, ZeroDivisionError):
+            pass
+        if any(is_answer_valid(truth, a) for a in allowed if a):
+            continue
+        if any(is_answer_valid(n, truth) for n in _numbers(own)):
+            leaks.append(question)
+    return leaks
+
+
+def _numbers(text: str) -> list[float]:
+    found = []
+    for m in re.finditer(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text):
+        try:
+            value = float(m.group().replace(",", ""))
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            found.append(value)
+    return found
+
+
+def _common_prefix(texts: list[str]) -> str:
+    first, last = min(texts), max(texts)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]

@@ -1,0 +1,102 @@
+"""The clean room reads an adapter as data only and refuses what could change the model behind its back;
+CoT prompts that carry their question's answer are refused."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from grader.cleanroom import AdapterRefused, check_adapter, leaked_answers, untrained
+from homework import training
+from homework.base_llm import BaseLLM
+from homework.cot import CoTModel
+
+
+@pytest.fixture(scope="module")
+def saved(tiny_checkpoint, tmp_path_factory):
+    llm = BaseLLM(tiny_checkpoint, dtype=torch.float32)
+    model = training.build_model(llm, rank=4)
+    folder = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(folder)
+    return folder, llm.model.config
+
+
+def _copy(saved, tmp_path, config_edit=None, tensor_edit=None):
+    folder, _ = saved
+    config = json.loads((folder / "adapter_config.json").read_text())
+    tensors = load_file(folder / "adapter_model.safetensors")
+    if config_edit:
+        config_edit(config)
+    if tensor_edit:
+        tensor_edit(tensors)
+    (tmp_path / "adapter_config.json").write_text(json.dumps(config))
+    save_file(tensors, tmp_path / "adapter_model.safetensors")
+    return tmp_path
+
+
+def test_a_peft_adapter_is_accepted_with_its_fields_and_tensors(saved):
+    folder, base_config = saved
+    config, tensors = check_adapter(folder, base_config)
+    assert config["r"] == 4 and config["peft_type"] == "LORA"
+    assert len(tensors) == 2 * 7 * base_config.num_hidden_layers and untrained(tensors)  # lora_B starts at zero
+
+
+@pytest.mark.parametrize("edit,reason", [
+    (lambda c: c.update(modules_to_save=["lm_head"]), "modules_to_save"),  # would ship full weights
+    (lambda c: c.update(r=1024), "r=1024"),
+    (lambda c: c.update(peft_type="PREFIX_TUNING"), "peft_type"),
+    (lambda c: c.update(target_modules=["lm_head"]), "target_modules"),
+    (lambda c: c.update(use_dora=True), "use_dora"),
+    (lambda c: c.update(layers_to_transform=[0]), "layers_to_transform"),
+    (lambda c: c.update(some_future_field={"x": 1}), "some_future_field"),
+    (lambda c: c.pop("r"), "lacks r"),
+])
+def test_config_outside_the_allow_list_is_refused(saved, tmp_path, edit, reason):
+    with pytest.raises(AdapterRefused, match=reason):
+        check_adapter(_copy(saved, tmp_path, config_edit=edit), saved[1])
+
+
+def _first(tensors):
+    return next(k for k in tensors if "lora_A" in k)
+
+
+@pytest.mark.parametrize("edit,reason", [
+    (lambda t: t.update({"base_model.model.lm_head.weight": torch.zeros(4, 4)}), "not a LoRA matrix"),
+    (lambda t: t.update({_first(t): torch.zeros(8, t[_first(t)].shape[1])}), "has shape"),
+    (lambda t: t.update({_first(t): torch.full_like(t[_first(t)], float("nan"))}), "NaN"),
+    (lambda t: t.pop(_first(t)), "lacks 1"),
+])
+def test_tensors_outside_the_base_models_lora_shapes_are_refused(saved, tmp_path, edit, reason):
+    with pytest.raises(AdapterRefused, match=reason):
+        check_adapter(_copy(saved, tmp_path, tensor_edit=edit), saved[1])
+
+
+def test_unreadable_files_are_refused(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    (folder / "adapter_model.safetensors").write_bytes(b"\x80\x04pickle, not safetensors")
+    with pytest.raises(AdapterRefused, match="unreadable"):
+        check_adapter(folder, saved[1])
+    (folder / "adapter_config.json").write_text("{not json")
+    with pytest.raises(AdapterRefused, match="adapter_config.json unreadable"):
+        check_adapter(folder, saved[1])
+
+
+QUESTIONS = ["How many feet are in 7 meters?", "What is 3 hours in minutes?", "Convert 2 kilograms to grams.",
+             "How many grams are in 1 kilogram?"]
+TRUTHS = [22.9659, 180.0, 2000.0, 1000.0]
+
+
+def test_the_projects_cot_prompts_carry_no_answer(tiny_checkpoint):
+    model = CoTModel(tiny_checkpoint)
+    assert leaked_answers(QUESTIONS, [model.format_prompt(q) for q in QUESTIONS], TRUTHS) == []
+
+
+def test_a_prompt_with_the_answer_in_it_is_refused(tiny_checkpoint):
+    model = CoTModel(tiny_checkpoint)
+    prompts = [model.format_prompt(q) for q in QUESTIONS]
+    leaky = [p.replace(q, f"{q} (it is {t:.4g})") for p, q, t in zip(prompts, QUESTIONS, TRUTHS)]
+    # the last question's answer equals its fact (1 kilogram = 1000 grams): nothing can be told there
+    assert leaked_answers(QUESTIONS, leaky, TRUTHS) == QUESTIONS[:3]
+    in_words = [p + f"<answer>{t}</answer>" for p, t in zip(prompts, TRUTHS)]
+    assert leaked_answers(QUESTIONS, in_words, TRUTHS) == QUESTIONS[:3]
