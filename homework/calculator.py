@@ -6,10 +6,11 @@
 The model writes the fact and sets up the product itself ("... = 86 * 264 ="). There decoding stops for
 that row, the product of the two numbers the model wrote is computed and written as the model writes
 numbers (`formats.product_text`: three significant digits, the factor's power of ten carried over), and the
-model goes on from there (". <answer>22700</answer>"). Rows stop at their own points in one batch; each
-row is calculated at most `MAX_CALLS` times. Only a product the model wrote is ever computed: a wrong fact
-stays wrong, and a product that is not two numbers ("7 * =") or not finite is left as the model wrote it.
-This is an opt-in mode of the RFT model (`rft.load(calculator=True)`); `load_rft()` and the grader use the
+line is closed as the trained reasoning closes it (". <answer>22700</answer>": there the answer is always the
+product, and the model's turn ends after it; going on from there, the model wrote stray tokens such as
+"3</answer>"). Rows stop at their own points in one batch, and the others go on to their own end. Only a product the model wrote is ever computed: a
+wrong fact stays wrong, and a product that is not two numbers ("7 * =") or not finite is left as the model
+wrote it. This is an opt-in mode of the RFT model (`rft.load(calculator=True)`); `load_rft()` and the grader use the
 pure model.
 """
 
@@ -20,23 +21,28 @@ import re
 from transformers import StoppingCriteria
 
 from .base_llm import BaseLLM
-from .formats import product_text
+from .formats import CLOSE, OPEN, product_text
 
 _NUM = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 PRODUCT = re.compile(rf"(?<![\w.])({_NUM}) \* ({_NUM}) =$")
-MAX_CALLS = 2  # a reasoning line multiplies once; a second call leaves room for a restated product
-CONTINUATION_TOKENS = 32  # after the product: ". <answer>p</answer>" and the end of turn
 
 
 def calculation(text: str) -> str | None:
-    """What the calculator writes after `text` (" 22700"), or None when text does not end in a product to do."""
+    """What the calculator writes after `text` (" 22700. <answer>22700</answer>"), or None when text does not end
+    in a product to do.
+
+    The result closes the line as the trained reasoning closes it: the product, then the answer, which that
+    reasoning always states equal to the product. Left open, the model carried the result on into the number
+    it had in mind: "= 9" became "= 9.5", "= 9." became "= 9.5.", "= 1." became "= 1. warning".
+    """
     m = PRODUCT.search(text.rstrip())
     if not m or not text.rstrip().endswith("="):
         return None
     try:
-        return " " + product_text(m[1], m[2])
+        product = product_text(m[1], m[2])
     except (ValueError, OverflowError):
         return None
+    return f" {product}. {OPEN}{product}{CLOSE}"
 
 
 class StopAtProduct(StoppingCriteria):
@@ -58,30 +64,17 @@ class CalculatorLLM(BaseLLM):
     calls = 0  # products computed since load, for `ask` and the tests
 
     def _generate_chunk(self, prompts: list[str], n: int, temperature: float) -> list[str]:
-        rows = [p for p in prompts for _ in range(n)]
-        texts = [""] * len(rows)
-        pending = list(range(len(rows)))
-        budget, self.stop = self.max_new_tokens, StopAtProduct
+        self.stop = StopAtProduct
         try:
-            for call in range(MAX_CALLS + 1):
-                if call == MAX_CALLS:
-                    self.stop = None  # the last continuation runs to the row's own end
-                out = BaseLLM._generate_chunk(self, [rows[i] + texts[i] for i in pending], 1, temperature)
-                waiting = []
-                for i, text in zip(pending, out):
-                    texts[i] += text
-                    result = calculation(texts[i]) if call < MAX_CALLS else None
-                    if result is not None:
-                        texts[i] += result
-                        self.calls += 1
-                        waiting.append(i)
-                pending = waiting
-                if not pending:
-                    break
-                self.max_new_tokens = CONTINUATION_TOKENS
+            texts = BaseLLM._generate_chunk(self, prompts, n, temperature)
         finally:
-            self.max_new_tokens, self.stop = budget, None
-        return texts
+            self.stop = None
+        out = []
+        for text in texts:
+            result = calculation(text)
+            self.calls += result is not None
+            out.append(text + (result or ""))
+        return out
 
 
 def with_calculator(llm: BaseLLM) -> CalculatorLLM:

@@ -119,18 +119,18 @@ def worked_answer(quantity: float, src: str, dst: str) -> str:
             f"{OPEN}{product}{CLOSE}")
 
 
-def product_text(a: str | float, b: str) -> str:
+def product_text(a: str | float, b: str | float) -> str:
     """The product `a * b` written as the reasoning writes it: FACT_DIGITS significant digits, and a factor's
-    power of ten carried over as it stands ("7 * 2.64e-4" -> "1.85e-4"). ValueError when either is no number
-    or the product is not finite."""
-    mantissa, _, exp = str(b).partition("e")
+    power of ten carried over as it stands ("7 * 2.64e-4" -> "1.85e-4", "8.64e4 * 3.5" -> "30.2e4"; both
+    powers add up). ValueError when either is no number or the product is not finite."""
     value = float(a) * float(b)
     if not math.isfinite(value):
         raise ValueError(f"no finite product of {a!r} and {b!r}")
-    if exp and "e" not in str(a).lower():
-        scaled = format_number(float(a) * float(mantissa), FACT_DIGITS)
+    (ma, _, ea), (mb, _, eb) = (str(x).lower().partition("e") for x in (a, b))
+    if ea or eb:
+        scaled = format_number(float(ma) * float(mb), FACT_DIGITS)
         if "e" not in scaled:
-            return f"{scaled}e{exp}"
+            return f"{scaled}e{int(ea or 0) + int(eb or 0)}"
     return format_number(value, FACT_DIGITS)
 
 

@@ -72,6 +72,11 @@ def test_unknown_model_name():
         ask.load_model("gpt")
 
 
+def test_calculator_is_a_mode_of_rft_only():
+    with pytest.raises(ValueError, match="--calculator decodes the RFT model, not 'sft'"):
+        ask.ask("How many feet are in 7 meters?", model="sft", calculator=True)
+
+
 @pytest.mark.slow
 def test_command_line_with_the_committed_sft_adapter():
     good, bad = "How many grams are in 3 kilograms?", "How many furlongs are in 3 parsecs?"

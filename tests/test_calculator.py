@@ -1,22 +1,32 @@
 """Calculator decoding: where it steps in, what it writes, the splice into batched generation, bad input."""
 
 import pytest
+from transformers import AutoTokenizer
 
-from homework import formats
+from homework import calculator, formats
 from homework.base_llm import BaseLLM
 from homework.calculator import CalculatorLLM, calculation
 
 
-@pytest.mark.parametrize("text,written", [
-    (" 1 cubic meter = 264 gallons, so 86 cubic meters = 86 * 264 =", " 22700"),
-    (" 1 day = 24 hours, so 2.5 days = 2.5 * 24 = ", " 60"),
-    (" 1 meter = 39.4 inches, so 48 meters = 48 * 39.4 =", " 1890"),
-    (" 1 gram = 1e-6 tonnes, so 7 grams = 7 * 1e-6 =", " 7e-6"),
-    (" 1 year = 3.15e7 seconds, so 3 years = 3 * 3.15e7 =", " 9.45e7"),
-    (" x = 0.5 * 2.64e-4 =", " 1.32e-4"),
+@pytest.fixture(scope="module")
+def tokenizer():
+    from homework.base_llm import embedded_model_dir
+
+    return AutoTokenizer.from_pretrained(embedded_model_dir())
+
+
+@pytest.mark.parametrize("text,product", [
+    (" 1 cubic meter = 264 gallons, so 86 cubic meters = 86 * 264 =", "22700"),
+    (" 1 day = 24 hours, so 2.5 days = 2.5 * 24 = ", "60"),
+    (" 1 meter = 39.4 inches, so 48 meters = 48 * 39.4 =", "1890"),
+    (" 1 gram = 1e-6 tonnes, so 7 grams = 7 * 1e-6 =", "7e-6"),
+    (" 1 year = 3.15e7 seconds, so 3 years = 3 * 3.15e7 =", "9.45e7"),
+    (" x = 0.5 * 2.64e-4 =", "1.32e-4"),
+    (" so 8.64e4 = 8.64e4 * 3.5 =", "30.2e4"),  # the power of ten of either side carried over
+    (" 2e3 * 3e-1 =", "6e2"),
 ])
-def test_a_product_the_model_set_up_is_computed_as_the_model_writes_numbers(text, written):
-    assert calculation(text) == written
+def test_a_product_the_model_set_up_is_computed_as_the_model_writes_numbers(text, product):
+    assert calculation(text) == f" {product}. <answer>{product}</answer>"
 
 
 @pytest.mark.parametrize("text", [
@@ -31,57 +41,56 @@ def test_anything_else_is_left_as_the_model_wrote_it(text):
     assert calculation(text) is None
 
 
-def test_product_text_matches_the_worked_answers_the_model_learnt():
+def test_the_calculation_completes_the_worked_answers_the_model_learnt():
     for q, src, dst in [(86, "cubic meter", "gallon"), (7, "gram", "metric ton"), (3, "year", "second")]:
         worked = formats.worked_answer(q, src, dst)
-        product = worked.split(" = ")[-1].split(". ")[0]
         setup = worked[: worked.rindex(" = ") + 2]
-        assert calculation(setup) == " " + product
+        assert setup + calculation(setup) == worked
 
 
 # what a stand-in model writes after each prompt; the calculator's results are in the keys it must be handed
-SCRIPT = {"A|": " 2.5 * 24 =", "A| 2.5 * 24 = 60": ". <answer>60</answer>",
-          "B|": " none to do. <answer>3</answer>",
-          "C|": " 48 * 39.4 =", "C| 48 * 39.4 = 1890": ". And 2 * 3 =", "C| 48 * 39.4 = 1890. And 2 * 3 = 6": " <answer>6</answer>"}
-
-
-def test_rows_stop_at_their_own_points_and_go_on_after_the_calculation(monkeypatch):
+def test_rows_stop_at_their_own_points_and_the_others_go_on(monkeypatch):
+    """The decoder stops a row where it has set up a product; the calculation closes that row's line, and rows
+    that set up none keep the text they wrote to their own end (one generation call for all)."""
+    written = {"A|": " 1 day = 24 hours, so 2.5 days = 2.5 * 24 =", "B|": " none to do. <answer>3</answer>",
+               "C|": " 48 * 39.4 =", "D|": " 7 * = <answer>7</answer>"}
     calls = []
 
     def scripted(self, prompts, n, temperature):
-        calls.append(list(prompts))
-        return [SCRIPT[p] for p in prompts]
+        calls.append((list(prompts), self.stop))
+        return [written[p] for p in prompts for _ in range(n)]
 
     monkeypatch.setattr(BaseLLM, "_generate_chunk", scripted)
     model = CalculatorLLM.__new__(CalculatorLLM)
-    model.max_new_tokens = 64
-    out = model._generate_chunk(["A|", "B|", "C|"], 1, 0.0)
-    assert out == [" 2.5 * 24 = 60. <answer>60</answer>", " none to do. <answer>3</answer>",
-                   " 48 * 39.4 = 1890. And 2 * 3 = 6 <answer>6</answer>"]
-    assert [len(c) for c in calls] == [3, 2, 1]  # only rows that set up a product go on, each at its own step
-    assert model.calls == 3 and model.stop is None and model.max_new_tokens == 64
+    out = model._generate_chunk(["A|", "B|", "C|", "D|"], 1, 0.0)
+    assert out == [written["A|"] + " 60. <answer>60</answer>", written["B|"],
+                   " 48 * 39.4 = 1890. <answer>1890</answer>", written["D|"]]
+    assert len(calls) == 1 and calls[0][1] is calculator.StopAtProduct and model.stop is None
+    assert model.calls == 2
+
+
+def test_stop_criterion_flags_only_rows_ending_in_a_product(tokenizer):
+    texts = ["Q? 1 m = 3.28 ft, so 7 m = 7 * 3.28 =", "Q? 1 m = 3.28 ft", "Q? 7 * ="]
+    ids = tokenizer(texts, padding=True, return_tensors="pt", padding_side="left").input_ids
+    width = tokenizer(["Q?"], return_tensors="pt").input_ids.shape[1]
+    flags = calculator.StopAtProduct(tokenizer, ids.shape[1] - 16)(ids, None)
+    assert flags.tolist() == [True, False, False] and width >= 1
 
 
 @pytest.mark.slow
-def test_batched_and_one_by_one_calculator_decoding_agree(fp32):
-    """The RFT adapter in fp32: the calculator splices the same text into a batch as into single rows."""
+def test_rft_calculator_mode_batched_as_one_by_one_and_the_gallons_question(fp32):
+    """The RFT adapter in fp32: the calculator splices the same text into a batch as into single rows, the pure
+    model stays pure, and "86 m**3 in gallons" comes out within 5 % (the pure model wrote 86 * 264 = 2128)."""
     from homework import rft
 
     llm = rft.load(calculator=True)
+    assert isinstance(llm, CalculatorLLM) and not isinstance(rft.load(), CalculatorLLM)
     questions = ["How many gallons are there in 86 m**3?", "How many hours are in 2.5 days?",
                  "Turn 48 meters into inches", "How many days are in 4 weeks?"]
     prompts = [llm.format_prompt(q) for q in questions]
     batched = llm.batched_generate(prompts)
     single = [llm.batched_generate([p])[0] for p in prompts]
     assert batched == single
-    assert llm.calls >= 2 * len(questions) * 0.75 and llm.stop is None
-
-
-@pytest.mark.slow
-def test_the_rft_calculator_mode_answers_the_gallons_question():
-    from homework import rft
-
-    llm = rft.load(calculator=True)
-    assert isinstance(llm, CalculatorLLM) and not isinstance(rft.load(), CalculatorLLM)
-    (value,) = llm.answer("How many gallons are there in 86 m**3?")
-    assert abs(value - 22718.8) <= 0.05 * 22718.8, value
+    assert llm.calls >= 2 * 3 and llm.stop is None  # products done in both runs
+    gallons = formats.parse_answer(batched[0])
+    assert abs(gallons - 22718.8) <= 0.05 * 22718.8, batched[0]

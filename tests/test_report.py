@@ -27,11 +27,11 @@ def test_report_writes_table_and_charts(tiny_llm, tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(report, "_load", load)
     out = tmp_path / "out"
-    line = report.report(models="sft,rft", splits=str(split), out=str(out))
-    assert line.startswith(f"wrote {out}/report.md") and "(1 evaluations)" in line
+    line = report.report(models="sft,rft,rft_calculator", splits=str(split), out=str(out))
+    assert line.startswith(f"wrote {out}/report.md") and "(2 evaluations)" in line
     assert "skipping rft" in capsys.readouterr().err
     table = (out / "report.md").read_text()
-    assert "| SFT | " in table and "| RFT |" not in table
+    assert "| SFT | " in table and "| RFT |" not in table and "| RFT + calculator | " in table
     results = json.loads((out / "results.json").read_text())["results"]
     assert results[0]["questions"] == 2 and set(results[0]["by_dimension"]) == {"length", "mass"}
     for png in ("accuracy_by_dimension.png", "loss_curves.png"):
