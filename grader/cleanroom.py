@@ -162,8 +162,8 @@ def leaked_answers(questions: list[str], prompts: list[str], truths: list[float]
 
     The part of each prompt that differs between questions is what the package added for that question (the
     instructions and examples are shared). A number there that is within the benchmark's tolerance of the
-    question's answer is a leak, unless the question itself, the conversion factor (a hint states it) or its
-    inverse explains it; where the answer equals one of those, nothing can be told and the question is passed.
+    question's answer is a leak, unless the question itself, the conversion factor (a hint states it: "1 week
+    = 7 days"), its inverse or that fact's 1 explains it; where the answer equals one of those, nothing can be told and the question is passed.
     """
     if len(prompts) < 2:
         return []
@@ -172,7 +172,7 @@ def leaked_answers(questions: list[str], prompts: list[str], truths: list[float]
     leaks = []
     for question, prompt, truth in zip(questions, prompts, truths):
         own = prompt[start:len(prompt) - end if end else None]
-        allowed = _numbers(question)
+        allowed = _numbers(question) + [1.0]  # a hint states "1 <unit> = f <units>"
         try:
             conv = parse_question(question)
             f = factor(conv.src, conv.dst)

@@ -83,8 +83,8 @@ def test_unreadable_files_are_refused(saved, tmp_path):
 
 
 QUESTIONS = ["How many feet are in 7 meters?", "What is 3 hours in minutes?", "Convert 2 kilograms to grams.",
-             "How many grams are in 1 kilogram?"]
-TRUTHS = [22.9659, 180.0, 2000.0, 1000.0]
+             "How many grams are in 1 kilogram?", "What is 7 days expressed in weeks?"]
+TRUTHS = [22.9659, 180.0, 2000.0, 1000.0, 1.0]
 
 
 def test_the_projects_cot_prompts_carry_no_answer(tiny_checkpoint):
@@ -96,7 +96,8 @@ def test_a_prompt_with_the_answer_in_it_is_refused(tiny_checkpoint):
     model = CoTModel(tiny_checkpoint)
     prompts = [model.format_prompt(q) for q in QUESTIONS]
     leaky = [p.replace(q, f"{q} (it is {t:.4g})") for p, q, t in zip(prompts, QUESTIONS, TRUTHS)]
-    # the last question's answer equals its fact (1 kilogram = 1000 grams): nothing can be told there
+    # the last two answers equal their fact's numbers (1 kilogram = 1000 grams, 1 week = 7 days): nothing can be
+    # told there
     assert leaked_answers(QUESTIONS, leaky, TRUTHS) == QUESTIONS[:3]
     in_words = [p + f"<answer>{t}</answer>" for p, t in zip(prompts, TRUTHS)]
     assert leaked_answers(QUESTIONS, in_words, TRUTHS) == QUESTIONS[:3]
