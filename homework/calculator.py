@@ -61,7 +61,7 @@ class StopAtProduct(StoppingCriteria):
 class CalculatorLLM(BaseLLM):
     """A loaded model whose generation hands each product it sets up to the calculator (see the module)."""
 
-    calls = 0  # products computed since load, for `ask` and the tests
+    calls = 0  # products computed since load (the tests read it)
 
     def _generate_chunk(self, prompts: list[str], n: int, temperature: float) -> list[str]:
         self.stop = StopAtProduct
