@@ -18,7 +18,7 @@ RECORD_FILE = "record.json"
 REPO = Path(__file__).resolve().parent.parent
 PATH_FIELDS = ("output_dir", "data", "init_adapter")  # recorded relative to the repository when inside it
 # Fields that say where or how to run, not what is trained: the reproduce command leaves them out.
-RUN_FIELDS = ("output_dir", "resume", "test_after")
+RUN_FIELDS = ("output_dir", "resume", "test_after", "device_batch")
 
 
 def sha256(path: str | Path) -> str:
@@ -84,8 +84,6 @@ def _cli_value(value) -> str:
 
 def card(record: dict) -> str:
     """The adapter's model card: how it was made and, once tested, how well it does."""
-    import platform
-
     c, run, data = record["config"], record["run"], record["data"]
     lines = [f"# {record['kind'].upper()} LoRA adapter for {record['base_model']}", "",
              f"Made by `{reproduce_command(record)}`" + (", going on training its parent (below)" if record["parent"]
@@ -97,8 +95,7 @@ def card(record: dict) -> str:
              f"{c['learning_rate']:g} (beta2 {c['adam_beta2']:g}), cosine, batch {c['batch_size']}"
              + (" (rows packed end to end)" if c.get("pack") else "") + f", {c['epochs']:g} epoch(s), "
              f"{run['steps']} steps",
-             f"- training: {run['train_minutes']} min on {run['device']} ({run['threads']} threads, "
-             f"{run.get('machine') or platform.machine()}), {run['dtype']}"]
+             f"- training: {run['train_minutes']} min on {_where(run)}, {run['dtype']}"]
     if record.get("test"):
         lines.append(f"- `python -m homework.{record['kind']} test` on data/valid.json (1000 questions, "
                      f"{run['dtype']}): `{record['test']}`")
@@ -108,6 +105,21 @@ def card(record: dict) -> str:
                   + (f", made by `{p['command']}`" if p.get("command") else "") + "."]
         lines += [f"{p['note']}"] if p.get("note") else []
     return "\n".join(lines) + "\n"
+
+
+def _where(run: dict) -> str:
+    """What trained: one device, or the processes of a data-parallel run (`accelerate launch`) and their devices."""
+    import platform
+
+    machine = run.get("machine") or platform.machine()
+    passes = f" in {run['accumulation']} passes of {run['device_batch']} rows" if run.get("accumulation", 1) > 1 else ""
+    if run.get("processes", 1) == 1:
+        return f"{run['device']} ({run['threads']} threads, {machine}){passes}"
+    devices = run.get("devices") or [run["device"]] * run["processes"]
+    named = ", ".join(f"{devices.count(d)} x {d}" for d in dict.fromkeys(devices))
+    share = run["device_batch"] * run.get("accumulation", 1)
+    return (f"{run['processes']} data-parallel processes ({named}; {run['threads']} threads each, {machine}), "
+            f"{share} rows of each step per process{passes}")
 
 
 def read_record(model_dir: Path) -> dict:

@@ -16,7 +16,7 @@ import dataclasses
 import gc
 from pathlib import Path
 
-from . import formats, records, training
+from . import distributed, formats, records, training
 from .base_llm import BaseLLM, run_cli
 from .data import DATA_DIR, evaluate, load_rows
 
@@ -43,11 +43,14 @@ def encode_rows(tokenizer, rows: list) -> list[dict]:
 
 def train_model(output_dir: str = str(MODEL_DIR), data: str = RFTConfig.data, epochs: float = RFTConfig.epochs,
                 learning_rate: float = RFTConfig.learning_rate, rank: int = RFTConfig.rank,
-                batch_size: int = RFTConfig.batch_size, adam_beta2: float = RFTConfig.adam_beta2,
+                batch_size: int = RFTConfig.batch_size, device_batch: int = RFTConfig.device_batch,
+                adam_beta2: float = RFTConfig.adam_beta2,
                 seed: int = RFTConfig.seed, init_adapter: str = "", max_steps: int = -1, checkpoint: str = "",
                 alpha_per_rank: int = RFTConfig.alpha_per_rank, pack: bool = False, resume: bool = False,
-                test_after: bool = True) -> str:
+                test_after: bool = True) -> str | None:
     """Train the RFT LoRA adapter on [question, answer, reasoning] rows and save it to output_dir.
+
+    Under `accelerate launch --num_processes N` the training is data parallel; the main process saves and tests.
 
     Args:
         output_dir: folder for the adapter, its record.json, card, loss curve and tensorboard logs.
@@ -55,7 +58,9 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = RFTConfig.data, ep
         epochs: passes over the rows.
         learning_rate: peak AdamW learning rate (linear warmup over 5 % of the steps, then cosine decay).
         rank: LoRA rank (ignored with --init_adapter, whose rank is kept).
-        batch_size: rows per optimizer step.
+        batch_size: rows per optimizer step, over all processes together.
+        device_batch: rows per device per forward pass; a larger share of the batch accumulates in several
+            passes (0: the batch split evenly over the processes, one pass each).
         adam_beta2: AdamW's second-moment decay.
         seed: seeds the trainer.
         init_adapter: folder of a saved adapter (e.g. the round before) to go on training instead of a fresh LoRA;
@@ -70,13 +75,15 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = RFTConfig.data, ep
     if init_adapter and not (Path(init_adapter) / "adapter_config.json").exists():
         raise ValueError(f"--init_adapter {init_adapter}: no saved adapter there (adapter_config.json)")
     config = RFTConfig(output_dir=output_dir, data=str(data), epochs=epochs, learning_rate=learning_rate, rank=rank,
-                       batch_size=batch_size, adam_beta2=adam_beta2, seed=seed, init_adapter=init_adapter or "",
+                       batch_size=batch_size, device_batch=device_batch, adam_beta2=adam_beta2, seed=seed, init_adapter=init_adapter or "",
                        max_steps=max_steps, checkpoint=checkpoint or "", alpha_per_rank=alpha_per_rank, pack=pack)
     rows = load_rows(data, (3,), min_rows=1)
     described = {"source": records.portable(data), "rows": len(rows), "sha256": records.sha256(data),
                  "description": f"accepted reasoning rows of {records.portable(data)} (made by `python -m "
                                 "homework.datagen`; recipes/rft.json lists the rounds), loss on the reasoning only"}
     record = training.train(config, "rft", lambda tok: encode_rows(tok, rows), described, "reasoning", resume)
+    if not distributed.is_main():  # the main process saved; it alone reports and tests
+        return None
     message = f"saved rft adapter to {output_dir} ({record['run']['steps']} steps, {record['run']['train_minutes']} min)"
     if not test_after:
         return message

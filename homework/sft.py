@@ -16,7 +16,7 @@ import dataclasses
 import gc
 from pathlib import Path
 
-from . import formats, records, training
+from . import distributed, formats, records, training
 from .base_llm import BaseLLM, comma_list, run_cli
 from .data import DATA_DIR, evaluate, load_rows
 from .questions import generate
@@ -95,13 +95,15 @@ def _describe(config: SFTConfig, rows: list) -> dict:
 
 def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = SFTConfig.n_rows, epochs: float = SFTConfig.epochs,
                 learning_rate: float = SFTConfig.learning_rate, rank: int = SFTConfig.rank,
-                batch_size: int = SFTConfig.batch_size, adam_beta2: float = SFTConfig.adam_beta2,
-                dimensions: str | tuple[str, ...] = DIMENSION_MIX, ending_every: int = SFTConfig.ending_every,
+                batch_size: int = SFTConfig.batch_size, device_batch: int = SFTConfig.device_batch,
+                adam_beta2: float = SFTConfig.adam_beta2, dimensions: str | tuple[str, ...] = DIMENSION_MIX, ending_every: int = SFTConfig.ending_every,
                 seed: int = SFTConfig.seed, data: str = "", phrasing: str = SFTConfig.phrasing, max_steps: int = -1,
                 checkpoint: str = "",
                 alpha_per_rank: int = SFTConfig.alpha_per_rank, pack: bool = True, init_adapter: str = "",
-                resume: bool = False, test_after: bool = True) -> str:
+                resume: bool = False, test_after: bool = True) -> str | None:
     """Train the SFT LoRA adapter and save it (atomically) to output_dir, then test it on data/valid.json.
+
+    Under `accelerate launch --num_processes N` the training is data parallel; the main process saves and tests.
 
     Args:
         output_dir: folder for the adapter, its record.json, card, loss curve and tensorboard logs.
@@ -109,7 +111,9 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = SFTConfig.n_rows
         epochs: passes over the rows.
         learning_rate: peak AdamW learning rate (linear warmup over 5 % of the steps, then cosine decay).
         rank: LoRA rank.
-        batch_size: rows per optimizer step.
+        batch_size: rows per optimizer step, over all processes together.
+        device_batch: rows per device per forward pass; a larger share of the batch accumulates in several
+            passes (0: the batch split evenly over the processes, one pass each).
         adam_beta2: AdamW's second-moment decay.
         dimensions: the dimensions drawn for generated rows, comma-separated; a name given twice is drawn twice
             as often ("" or time,length,mass,volume,speed,data: all six evenly).
@@ -128,13 +132,16 @@ def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = SFTConfig.n_rows
     if ending_every < 1:
         raise ValueError(f"ending_every must be 1 or more, got {ending_every}")
     config = SFTConfig(output_dir=output_dir, n_rows=n_rows, epochs=epochs, learning_rate=learning_rate, rank=rank,
-                       batch_size=batch_size, adam_beta2=adam_beta2, dimensions=comma_list(dimensions) or DIMENSIONS,
+                       batch_size=batch_size, device_batch=device_batch, adam_beta2=adam_beta2,
+                       dimensions=comma_list(dimensions) or DIMENSIONS,
                        ending_every=ending_every, seed=seed, data=data or "", phrasing=phrasing, max_steps=max_steps,
                        checkpoint=checkpoint or "", alpha_per_rank=alpha_per_rank, pack=pack,
                        init_adapter=init_adapter or "")
     rows = training_rows(config)
     record = training.train(config, "sft", lambda tok: encode_rows(tok, rows, config.ending_every),
                             _describe(config, rows), "answer", resume)
+    if not distributed.is_main():  # the main process saved; it alone reports and tests
+        return None
     message = f"saved sft adapter to {output_dir} ({record['run']['steps']} steps, {record['run']['train_minutes']} min)"
     if not test_after:
         return message

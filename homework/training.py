@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import formats, lora_step
+from . import distributed, formats, lora_step
 from .base_llm import DEFAULT_CHECKPOINT, BaseLLM, ModelUnavailable
 from .data import DataError, writable_dir
 from .records import PATH_FIELDS, parent_of, plot_loss, portable, portable_base, read_record, write_record
@@ -41,7 +41,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     rank: int = 16  # 4.9 M adapter parameters, saved in fp32: 19.6 MB, under the 20 MB limit
     alpha_per_rank: int = 4  # alpha = 4 x rank: a larger effective LR on the adapter for short runs
-    batch_size: int = 16  # rows per optimizer step
+    batch_size: int = 16  # rows per optimizer step, over all processes together (see `distributed.batch_plan`)
+    device_batch: int = 0  # rows per device per forward pass (0: batch_size / processes); more accumulate
     adam_beta2: float = 0.999
     pack: bool = False  # rows packed end to end (PackCollator) instead of padded (PadCollator)
     seed: int = 0
@@ -118,8 +119,11 @@ def mixed_precision(base, device: str) -> bool:
     return base.dtype == torch.bfloat16 and device in ("cpu", "cuda")
 
 
-def answer_loss(model, inputs: dict) -> torch.Tensor:
-    """Mean cross-entropy over labelled tokens, running the LM head only where a label exists.
+def answer_loss(model, inputs: dict, tokens=None) -> torch.Tensor:
+    """Cross-entropy over labelled tokens, running the LM head only where a label exists.
+
+    The mean over this batch's labelled tokens, or with `tokens` their sum divided by it (the labelled tokens
+    of the whole optimizer step, over every accumulation pass and process: see `_trainer`).
 
     The head (576 x 49152) is ~20 % of the 135M model's compute; prompts carry no labels, so skipping
     their logits trains the same objective faster than the stock loss over every position. With bf16 base
@@ -138,7 +142,36 @@ def answer_loss(model, inputs: dict) -> torch.Tensor:
         targets = inputs["labels"][:, 1:]
         keep = targets != -100
         logits = base.lm_head(hidden[:, :-1][keep])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    if tokens is None:
+        return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum") / tokens
+
+
+def _loss_through_ddp(ddp, inputs: dict, tokens) -> torch.Tensor:
+    """`answer_loss` run as the forward of the DDP-wrapped model.
+
+    DDP averages the processes' gradients only for a forward it ran itself (its reducer is armed in
+    `DistributedDataParallel.forward`); calling the peft model inside it directly would train each process on
+    its own. So the inner model's forward is, for this one call, the answer loss.
+    """
+    inner = ddp.module
+    inner.forward = lambda batch: answer_loss(inner, batch, tokens)
+    try:
+        return ddp(inputs)
+    finally:
+        del inner.forward
+
+
+def _fingerprint(model) -> str:
+    """sha256 of the trainable weights: equal on every process of a data-parallel run that stayed in step."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            digest.update(name.encode())
+            digest.update(param.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 class TrainingDiverged(ValueError):
@@ -211,7 +244,14 @@ def _trainer(model, args, dataset, collator, guard: DivergenceGuard):
 
     class AnswerLossTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            return answer_loss(model, inputs)
+            # The Trainer counts the step's labelled tokens over every accumulation pass and process, and then
+            # does not divide the loss by the passes: each pass's sum over that count makes the step's gradient
+            # the mean over all its tokens, as one pass over the whole batch on one process would.
+            if isinstance(model, torch.nn.parallel.DistributedDataParallel):  # under `accelerate launch`
+                # DDP averages the processes' gradients, where the token mean wants their sum
+                loss = _loss_through_ddp(model, inputs, num_items_in_batch)
+                return loss if num_items_in_batch is None else loss * self.accelerator.num_processes
+            return answer_loss(model, inputs, num_items_in_batch)
 
     class StopOnDivergence(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -238,7 +278,9 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
     """Train, save the adapter atomically to config.output_dir, and return its record.
 
     `encode(tokenizer)` gives the tokenized rows (`formats.encode`); `data` describes them for the record
-    (source, rows, hash); `completion` names the completion format (`formats.FORMATS`).
+    (source, rows, hash); `completion` names the completion format (`formats.FORMATS`). Under `accelerate
+    launch` every process runs this: HF Trainer makes it data parallel, each process takes its share of the
+    configured batch, and only the main process writes the adapter, its record and its checkpoints.
     """
     from transformers import TrainingArguments, set_seed
 
@@ -246,6 +288,9 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
                                  or DEFAULT_CHECKPOINT)
     output_dir = Path(config.output_dir)
     writable_dir(output_dir.parent)  # a read-only destination fails now, not after the training
+    _, processes = distributed.world()
+    per_device, accumulation = distributed.batch_plan(config.batch_size, processes, config.device_batch)
+    distributed.use_local_device()
     set_seed(config.seed)
     llm = BaseLLM(config.checkpoint)
     encoded = encode(llm.tokenizer)
@@ -254,13 +299,16 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
     model = build_model(llm, config.rank, config.alpha, config.init_adapter or None)
     work_dir = work_dir_of(output_dir)
     args = TrainingArguments(
-        output_dir=str(work_dir), report_to="tensorboard", per_device_train_batch_size=config.batch_size,
+        output_dir=str(work_dir), report_to="tensorboard", per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation, average_tokens_across_devices=True,  # see `_trainer`
         num_train_epochs=config.epochs, max_steps=config.max_steps, learning_rate=config.learning_rate,
         lr_scheduler_type="cosine", warmup_steps=0.05,  # a float below 1 is a fraction of all steps
         weight_decay=0.0, adam_beta2=config.adam_beta2, logging_steps=LOG_EVERY, save_strategy="steps",
         save_steps=CHECKPOINT_EVERY, save_total_limit=1, seed=config.seed, data_seed=config.seed,
         dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=False,
         dataloader_pin_memory=llm.device == "cuda",  # pinning means nothing without an accelerator, and warns
+        # accelerate makes processes without a GPU one data-parallel group (gloo) only when told they are CPU ones
+        use_cpu=processes > 1 and llm.device == "cpu",
     )
     guard = DivergenceGuard()
     collator = (PackCollator if config.pack else PadCollator)(llm.tokenizer.pad_token_id)
@@ -272,8 +320,12 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
               file=sys.stderr)
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     minutes = (time.time() - started) / 60
+    devices = distributed.gather(f"{llm.device} ({distributed.device_name()})" if llm.device == "cuda" else llm.device)
+    if len(set(distributed.gather(_fingerprint(model)))) > 1:
+        raise RuntimeError("the processes ended with different adapters: their gradients were not averaged")
     if guard.reason:  # saving would replace a working adapter with a broken one; its checkpoints are no use either
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if distributed.is_main():
+            shutil.rmtree(work_dir, ignore_errors=True)
         raise TrainingDiverged(f"{kind} training diverged after {minutes:.1f} min: {guard.reason}; {output_dir} was "
                                f"left as it was. Train again with a lower --learning_rate (this run: "
                                f"{config.learning_rate:g})")
@@ -287,11 +339,14 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
         "data": data, "parent": parent_of(config.init_adapter),
         "run": {"steps": trainer.state.global_step, "train_minutes": round(minutes, 2),
                 "dtype": str(llm.dtype).replace("torch.", ""), "device": llm.device,
-                "threads": torch.get_num_threads()},
+                "threads": torch.get_num_threads(),  # per process
+                "processes": processes, "devices": devices, "device_batch": per_device, "accumulation": accumulation},
     }
     history = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]
-    save_adapter(model, output_dir, record, history, work_dir / "runs")
-    shutil.rmtree(work_dir, ignore_errors=True)
+    if distributed.is_main():
+        save_adapter(model, output_dir, record, history, work_dir / "runs")
+        shutil.rmtree(work_dir, ignore_errors=True)
+    distributed.leave()
     return record
 
 
