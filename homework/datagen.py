@@ -14,6 +14,13 @@ shortest accepted one (rounds 1-7 of data/rft.json). Rows are [question, answer,
 samples go to `<output>.rejected.jsonl` with the reason.
 Interrupted runs resume: finished questions are recorded in `<output>.<model>.progress.jsonl` and never
 sampled again; the output JSON is only ever replaced whole (write beside, then rename).
+
+    accelerate launch --multi_gpu --num_processes 4 -m homework.datagen data/rft.json --model rft
+
+Under `accelerate launch` the questions are dealt out over the processes (question i to process i mod N), each
+with its own progress file (`...progress.rank<r>.jsonl`) and rejected file. Once every process has finished,
+the main process merges every progress file into the output and reports yield and tokens/s per process and in
+all. A killed run resumes with any number of processes: every progress file counts as done, whoever wrote it.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import base_llm
+from . import base_llm, distributed
 from .base_llm import BaseLLM, run_cli
 from .data import Dataset, load_rows, writable_dir
 from .formats import judge, reasoning_fault, with_hint
@@ -62,9 +69,19 @@ def _naive_tokens_per_second(llm: BaseLLM, questions: list[str], oversample: int
     return tokens / max(time.time() - started, 1e-9)
 
 
-def _read_progress(path: Path) -> dict[str, str | None]:
+def _shard_file(path: Path, rank: int, processes: int) -> Path:
+    """A process's own file beside `path`: `path` itself for a plain run, `<stem>.rank<r><suffix>` under N."""
+    return path if processes == 1 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+def _progress_files(progress: Path) -> list[Path]:
+    """Every progress file of this output and model, whichever number of processes wrote them."""
+    return sorted(progress.parent.glob(f"{progress.stem}*{progress.suffix}"))
+
+
+def _read_progress(paths: list[Path]) -> dict[str, str | None]:
     done = {}
-    if path.exists():
+    for path in paths:
         for line in path.read_text().splitlines():
             try:
                 record = json.loads(line)
@@ -74,11 +91,17 @@ def _read_progress(path: Path) -> dict[str, str | None]:
     return done
 
 
+def _summary(figures: dict) -> str:
+    return (f"yield {figures['accepted'] / max(figures['questions'], 1):.2f} of {figures['questions']} questions "
+            f"(sound {figures['sound'] / max(figures['questions'], 1):.2f}); "
+            f"{figures['tokens'] / max(figures['seconds'], 1e-9):.0f} new tokens/s over {figures['seconds'] / 60:.1f} min")
+
+
 def generate_dataset(output_json: str, oversample: int = 10, temperature: float = 0.6,
                      questions: str = "train", model: str = "cot", limit: int | None = None,
                      hint: bool = False, seed: int = 0, naive_baseline: int = 0, keep: str = "sound",
-                     model_dir: str = "", checkpoint: str = "") -> str:
-    """Sample, filter and merge RFT rows into output_json.
+                     model_dir: str = "", checkpoint: str = "") -> str | None:
+    """Sample, filter and merge RFT rows into output_json (sharded over the processes of `accelerate launch`).
 
     Args:
         output_json: rows file to write; rows already in it are kept (later rounds merge into it).
@@ -104,27 +127,33 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         raise ValueError(f"--keep must be sound or shortest, not {keep!r}")
     output = Path(output_json)
     writable_dir(output.parent)
+    rank, processes = distributed.world()
+    distributed.join()
     rows = Dataset(questions).data[:limit]
     kept = {r[0]: r for r in load_rows(output, (3,))} if output.exists() else {}
     progress = output.with_name(f"{output.name}.{model}.progress.jsonl")
-    done = _read_progress(progress)
+    # Another process may already be appending to its own file: that only adds questions of its own shard.
+    done = _read_progress(_progress_files(progress))
 
     def settled(question: str) -> bool:  # has a row that this run would not replace
         return question in kept and (keep == "shortest" or not reasoning_fault(*kept[question][::2]))
 
-    todo = [r for r in rows if not settled(r[0]) and r[0] not in done]
+    shard = rows[rank::processes]
+    todo = [r for r in shard if not settled(r[0]) and r[0] not in done]
     llm = _sampler(model, model_dir, checkpoint)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + rank)  # each process its own draws
     def prompt(question: str) -> str:  # what the sampler is asked; the saved row keeps the bare question
         return with_hint(question) if hint and model != "cot" else question
 
     naive = _naive_tokens_per_second(llm, [prompt(q) for q, *_ in todo[:naive_baseline]], oversample,
                                      temperature) if naive_baseline and todo else None
     stats = {"no tag": 0, "truncated": 0, "wrong value": 0, "ok": 0, "sound": 0}
-    started, new_tokens = time.time(), 0
-    with open(progress, "a") as prog, open(output.with_name(output.name + ".rejected.jsonl"), "a") as rejected:
+    started, new_tokens, mine = time.time(), 0, {}
+    rejected_file = _shard_file(output.with_name(output.name + ".rejected.jsonl"), rank, processes)
+    with open(_shard_file(progress, rank, processes), "a") as prog, open(rejected_file, "a") as rejected:
         per_step = max(1, base_llm.SAMPLE_CHUNK // oversample)  # one full generate call per recorded step
-        for start in tqdm(range(0, len(todo), per_step), desc=f"sampling {model}", unit="chunk"):
+        for start in tqdm(range(0, len(todo), per_step), desc=f"sampling {model}" + (f" [{rank}]" if processes > 1
+                          else ""), unit="chunk", position=rank):
             chunk = todo[start:start + per_step]
             samples = llm.batched_generate([llm.format_prompt(prompt(q)) for q, *_ in chunk],
                                            num_return_sequences=oversample, temperature=temperature)
@@ -143,8 +172,16 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
                     if best is None or rank < best_rank:
                         best, best_rank = reasoning, rank
                 prog.write(json.dumps({"question": question, "answer": answer, "reasoning": best}) + "\n")
-                done[question] = best
+                mine[question] = best
             prog.flush()
+    figures = {"questions": len(mine), "accepted": sum(1 for r in mine.values() if r),
+               "sound": sum(1 for q, r in mine.items() if r and not reasoning_fault(q, r)),
+               "tokens": new_tokens, "seconds": time.time() - started, "samples": stats}
+    every = distributed.gather(figures)  # waits here for every process to finish its shard
+    if not distributed.is_main():
+        distributed.leave()
+        return None
+    done = _read_progress(_progress_files(progress))
     answers = {r[0]: r[1] for r in rows}
     for question, reasoning in done.items():
         if not reasoning or question not in answers:
@@ -152,13 +189,16 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         if question not in kept or (keep == "sound" and not reasoning_fault(question, reasoning)):
             kept[question] = [question, answers[question], reasoning]
     save_rows(list(kept.values()), output)
-    progress.unlink(missing_ok=True)
-    seconds = time.time() - started
-    sampled = [r for r in rows if r[0] in done]
-    yield_ = sum(1 for r in sampled if done[r[0]]) / max(len(sampled), 1)
-    sound = sum(1 for r in sampled if done[r[0]] and not reasoning_fault(r[0], done[r[0]])) / max(len(sampled), 1)
-    print(f"samples: {stats}; yield {yield_:.2f} of {len(sampled)} questions (sound {sound:.2f}); "
-          f"{new_tokens / max(seconds, 1e-9):.0f} new tokens/s over {seconds / 60:.1f} min"
+    for path in _progress_files(progress):
+        path.unlink()
+    distributed.leave()
+    if processes > 1:
+        for r, f in enumerate(every):
+            print(f"process {r}: samples {f['samples']}; {_summary(f)}")
+        stats = {k: sum(f["samples"][k] for f in every) for k in stats}
+        figures = {k: max(f[k] for f in every) if k == "seconds" else sum(f[k] for f in every)
+                   for k in ("questions", "accepted", "sound", "tokens", "seconds")}
+    print(("all processes: " if processes > 1 else "") + f"samples: {stats}; {_summary(figures)}"
           + (f" (naive per-question loop: {naive:.0f} tokens/s)" if naive else ""))
     return f"wrote {len(kept)} rows to {output}"
 

@@ -4,6 +4,7 @@
     python -m homework.rft train                # trains homework/rft_model from data/rft.json, then tests
     python -m homework.rft test                 # accuracy on data/valid.json
     python -m homework.rft test --calculator    # the same with calculator decoding (homework/calculator.py)
+    python -m homework.rft misses data/valid_wide.json --calculator   # each wrong answer traced to its cause
     python -m homework.recipe run recipes/rft.json --plan   # the rounds of expert iteration behind data/rft.json
 
 At test time the RFT model sees only the question; it writes the conversion fact, the multiplication
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from . import distributed, formats, records, training
 from .base_llm import BaseLLM, run_cli
-from .data import DATA_DIR, evaluate, load_rows
+from .data import DATA_DIR, Dataset, evaluate, load_rows
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 TRAIN_COMMAND = "python -m homework.datagen data/rft.json && python -m homework.rft train"
@@ -118,8 +119,43 @@ def test(split: str = "valid", max_question: int | None = None, model_dir: str =
     return evaluate(load(model_dir, calculator=calculator), split, max_question)
 
 
+def misses(split: str = "valid", max_question: int | None = None, model_dir: str = str(MODEL_DIR),
+           calculator: bool = False, show: int = 3) -> str:
+    """Each wrong answer traced to its cause: what `formats.reasoning_fault` finds wrong in the reasoning.
+
+    Causes: "no answer" (no closed <answer> tag), "shape" (not the trained fact-then-product line), "question not
+    understood" (the units registry cannot parse it, so no fact to check), "quantity" (a quantity other than the
+    question's), "fact" (more than 1 % off the registry's), "product" (more than 1 % off the product written),
+    "answer is not the product". With the calculator every product is computed, so its misses come from the rest.
+
+    Args:
+        split: data split name (data/<split>.json) or a JSON path (e.g. data/valid_wide.json).
+        max_question: only the first N questions (default: all).
+        model_dir: adapter folder to test (default: homework/rft_model).
+        calculator: decode with the calculator.
+        show: example reasonings printed for each cause.
+    """
+    from collections import Counter
+
+    llm = load(model_dir, calculator=calculator)
+    rows = Dataset(split).data[:max_question] if max_question else Dataset(split).data
+    texts = llm.batched_generate([llm.format_prompt(q) for q, *_ in rows])
+    causes: Counter = Counter()
+    for (question, answer, *_), text in zip(rows, texts):
+        verdict, reasoning = formats.judge(text, answer)
+        if verdict == "ok":
+            continue
+        cause = "no answer" if verdict in ("no tag", "truncated") else formats.reasoning_fault(question, reasoning)
+        causes[cause or "sound, yet wrong"] += 1
+        if causes[cause or "sound, yet wrong"] <= show:
+            print(f"{cause or 'sound, yet wrong'}: {question!r} -> {reasoning!r} (true {answer:.6g})")
+    wrong = sum(causes.values())
+    return (f"{split}: {wrong} wrong of {len(rows)} ({1 - wrong / len(rows):.3f} right)"
+            + ("".join(f"; {cause} {n}" for cause, n in causes.most_common())) + f" [{'calculator' if calculator else 'pure'}]")
+
+
 def main() -> None:
-    run_cli({"train": train_model, "test": test, "load": lambda: type(load().model).__name__}, training.RESUME_HINT)
+    run_cli({"train": train_model, "test": test, "misses": misses, "load": lambda: type(load().model).__name__}, training.RESUME_HINT)
 
 
 if __name__ == "__main__":
