@@ -178,6 +178,34 @@ def reasoning_fault(question: str, reasoning: str) -> str:
     return "" if a == p else "answer is not the product"
 
 
+_PRODUCT_SET_UP = re.compile(rf"(?<![\w.])(?P<a>{_NUM}) \* (?P<b>{_NUM}) =(?: (?P<p>{_NUM}))?")
+
+
+def miss_cause(question: str, reasoning: str) -> str:
+    """Why a wrong answer is wrong, traced through its reasoning: `reasoning_fault`, and for a reasoning off the
+    trained shape, what its last product ("A * B = P") got wrong: "no product" set up, the question's
+    "quantity" missing from it, the other factor off the registry's "fact", P off A x B ("product"), else
+    "answer is not the product"."""
+    fault = reasoning_fault(question, reasoning)
+    if fault != "shape":
+        return fault
+    found = list(_PRODUCT_SET_UP.finditer(reasoning))
+    if not found:
+        return "no product"
+    conv = parse_question(question)  # reasoning_fault parsed it already
+    a, b = float(found[-1]["a"]), float(found[-1]["b"])
+    if conv.quantity not in (a, b):
+        return "quantity"
+    other = b if a == conv.quantity else a
+    true = factor(conv.src, conv.dst)
+    if abs(other - true) > FACT_TOLERANCE * abs(true):
+        return "fact"
+    written = found[-1]["p"]
+    if written is not None and abs(float(written) - a * b) > PRODUCT_TOLERANCE * abs(a * b):
+        return "product"
+    return "answer is not the product"
+
+
 def encode(tokenizer, prompt: str, completion: str) -> dict[str, list[int]]:
     """Token ids of prompt + completion + EOS, with labels on the completion and EOS only.
 

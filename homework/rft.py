@@ -121,12 +121,13 @@ def test(split: str = "valid", max_question: int | None = None, model_dir: str =
 
 def misses(split: str = "valid", max_question: int | None = None, model_dir: str = str(MODEL_DIR),
            calculator: bool = False, show: int = 3) -> str:
-    """Each wrong answer traced to its cause: what `formats.reasoning_fault` finds wrong in the reasoning.
+    """Each wrong answer traced to its cause in the reasoning (`formats.miss_cause`).
 
-    Causes: "no answer" (no closed <answer> tag), "shape" (not the trained fact-then-product line), "question not
-    understood" (the units registry cannot parse it, so no fact to check), "quantity" (a quantity other than the
-    question's), "fact" (more than 1 % off the registry's), "product" (more than 1 % off the product written),
-    "answer is not the product". With the calculator every product is computed, so its misses come from the rest.
+    Causes: "no answer" (no closed <answer> tag), "question not understood" (the units registry cannot parse it,
+    so there is no fact to check), "quantity" (the product set up lacks the question's quantity), "fact" (the
+    factor more than 1 % off the registry's), "product" (more than 1 % off the multiplication written), "no
+    product" (none set up), "answer is not the product". With the calculator every product is computed, so
+    its misses come from the rest.
 
     Args:
         split: data split name (data/<split>.json) or a JSON path (e.g. data/valid_wide.json).
@@ -145,7 +146,7 @@ def misses(split: str = "valid", max_question: int | None = None, model_dir: str
         verdict, reasoning = formats.judge(text, answer)
         if verdict == "ok":
             continue
-        cause = "no answer" if verdict in ("no tag", "truncated") else formats.reasoning_fault(question, reasoning)
+        cause = "no answer" if verdict in ("no tag", "truncated") else formats.miss_cause(question, reasoning)
         causes[cause or "sound, yet wrong"] += 1
         if causes[cause or "sound, yet wrong"] <= show:
             print(f"{cause or 'sound, yet wrong'}: {question!r} -> {reasoning!r} (true {answer:.6g})")

@@ -179,3 +179,26 @@ def test_naive_baseline_is_measured_in_the_same_run(tmp_path, questions, monkeyp
                              limit=3, naive_baseline=2)
     out = capsys.readouterr().out
     assert "new tokens/s" in out and "naive per-question loop:" in out
+
+
+MISSES = [
+    # on the trained shape: reasoning_fault's own verdict
+    (Q, "1 meter = 3.28 feet, so 7 meters = 7 * 3.28 = 30. <answer>30</answer>", "product"),
+    (Q, "1 meter = 3.28 feet, so 9 meters = 9 * 3.28 = 29.5. <answer>29.5</answer>", "quantity"),
+    # off the shape, the factor written where the quantity belongs (seen on data/valid_wide.json)
+    ("Express 9.1 yards in kilometers.",
+     "1 yard = 9.14e-4, so 9.14e-4 = 9.14e-4 * 9.14e-4 = 83.5e-8. <answer>83.5e-8</answer>", "quantity"),
+    # off the shape, the quantity right and the factor a power of ten off
+    ("Convert 133 centimeters into inches.", "133 centimeters = 39.4 * 133 = 5240. <answer>5240</answer>", "fact"),
+    # off the shape, no product set up at all
+    ("What's 0.1 centuries in minutes?", "1.16e7 = 0.116e7. <answer>0.116e7</answer>", "no product"),
+    # off the shape, quantity and fact right, the product wrong
+    ("Please convert 0.7 mins to centuries.", "1.9e-8 = 0.7 * 1.9e-8 = 1.4e-8. <answer>1.4e-8</answer>", "product"),
+    # off the shape, quantity, fact and product right, yet the answer is another number
+    (Q, "7 meters = 7 * 3.28 = 22.96. <answer>40</answer>", "answer is not the product"),
+]
+
+
+@pytest.mark.parametrize("question,reasoning,cause", MISSES)
+def test_miss_cause(question, reasoning, cause):
+    assert formats.miss_cause(question, reasoning) == cause
