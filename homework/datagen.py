@@ -158,7 +158,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
             samples = llm.batched_generate([llm.format_prompt(prompt(q)) for q, *_ in chunk],
                                            num_return_sequences=oversample, temperature=temperature)
             for (question, answer, *_), texts in zip(chunk, samples):
-                best, best_rank = None, None
+                best, best_order = None, None
                 for text in texts:
                     new_tokens += len(llm.tokenizer(text, add_special_tokens=False).input_ids)
                     verdict, reasoning = judge(text, answer)
@@ -168,9 +168,9 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
                         continue
                     loose = bool(reasoning_fault(question, reasoning))
                     stats["sound"] += not loose
-                    rank = (loose and keep == "sound", len(reasoning))
-                    if best is None or rank < best_rank:
-                        best, best_rank = reasoning, rank
+                    order = (loose and keep == "sound", len(reasoning))  # sound first, then shortest
+                    if best is None or order < best_order:
+                        best, best_order = reasoning, order
                 prog.write(json.dumps({"question": question, "answer": answer, "reasoning": best}) + "\n")
                 mine[question] = best
             prog.flush()

@@ -321,7 +321,7 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     minutes = (time.time() - started) / 60
     devices = distributed.gather(f"{llm.device} ({distributed.device_name()})" if llm.device == "cuda" else llm.device)
-    if len(set(distributed.gather(_fingerprint(model)))) > 1:
+    if processes > 1 and len(set(distributed.gather(_fingerprint(model)))) > 1:
         raise RuntimeError("the processes ended with different adapters: their gradients were not averaged")
     if guard.reason:  # saving would replace a working adapter with a broken one; its checkpoints are no use either
         if distributed.is_main():
