@@ -130,6 +130,21 @@ def test_shard_datagen_resumes_with_another_number_of_processes(tmp_path, questi
     assert len(second.seen) == 32 and len(json.loads(out.read_text())) == 40
 
 
+def test_distributed_accumulated_passes_train_the_one_pass_adapter(tmp_path, tiny_checkpoint, fp32):
+    """--device_batch 4 on one process: 4 passes of 4 rows a step, the same steps and adapter as 1 pass of 16."""
+    adapters, runs = {}, {}
+    for device_batch in (0, 4):
+        out = tmp_path / f"db{device_batch}" / "sft_model"
+        sft.train_model(output_dir=str(out), checkpoint=tiny_checkpoint, n_rows=128, device_batch=device_batch,
+                        test_after=False)
+        adapters[device_batch] = load_file(out / "adapter_model.safetensors")
+        runs[device_batch] = json.loads((out / "record.json").read_text())["run"]
+    assert (runs[4]["device_batch"], runs[4]["accumulation"]) == (4, 4)
+    assert runs[0]["steps"] == runs[4]["steps"] == 8
+    for name, weight in adapters[0].items():
+        torch.testing.assert_close(adapters[4][name], weight, atol=1e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+
+
 # --- real launches: two processes on the CPU ---------------------------------------------------------------------
 
 def _free_port() -> int:
