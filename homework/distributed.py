@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 
 import torch
 
@@ -25,6 +26,17 @@ MEETING_TIMEOUT = datetime.timedelta(hours=24)
 def world() -> tuple[int, int]:
     """(rank, number of processes) as the launcher set them; (0, 1) for a plain run."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def warn_single_cpu_launch() -> None:
+    """Say so on stderr when `accelerate launch --cpu` started this run as a single process.
+
+    accelerate (1.15) starts several CPU processes only through MPI (`--mpirun_hostfile`); without one,
+    `--cpu --num_processes 2` runs one process with fewer threads, and nothing else would say so.
+    """
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "WORLD_SIZE" not in os.environ:
+        print("note: accelerate launch --cpu started one process (its multi-CPU mode needs an MPI hostfile); for "
+              "N processes on a CPU use: accelerate launch --multi_gpu --num_processes N ...", file=sys.stderr)
 
 
 def is_main() -> bool:
@@ -68,6 +80,7 @@ def join() -> None:
     """Join the launcher's process group (gloo on a CPU, NCCL on GPUs) unless a library already has."""
     import torch.distributed as dist
 
+    warn_single_cpu_launch()
     if world()[1] > 1 and not dist.is_initialized():
         use_local_device()
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=MEETING_TIMEOUT)

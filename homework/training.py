@@ -290,7 +290,8 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
     writable_dir(output_dir.parent)  # a read-only destination fails now, not after the training
     _, processes = distributed.world()
     per_device, accumulation = distributed.batch_plan(config.batch_size, processes, config.device_batch)
-    distributed.use_local_device()
+    distributed.warn_single_cpu_launch()
+    distributed.use_local_device()  # HF Trainer joins the process group itself
     set_seed(config.seed)
     llm = BaseLLM(config.checkpoint)
     encoded = encode(llm.tokenizer)

@@ -64,6 +64,19 @@ def test_distributed_world_reads_the_launcher(monkeypatch):
     assert distributed.gather("x") == ["x"], "with no process group, gather is this process's value alone"
 
 
+def test_distributed_note_for_a_cpu_launch_that_started_one_process(monkeypatch, capsys):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")  # what `accelerate launch --cpu` sets, with no WORLD_SIZE
+    distributed.warn_single_cpu_launch()
+    assert "--multi_gpu --num_processes N" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "2")  # really several processes: nothing to say
+    distributed.warn_single_cpu_launch()
+    monkeypatch.delenv("ACCELERATE_USE_CPU")
+    monkeypatch.delenv("WORLD_SIZE")  # a plain run: nothing to say
+    distributed.warn_single_cpu_launch()
+    assert capsys.readouterr().err == ""
+
+
 RUN = {"steps": 16, "train_minutes": 0.5, "dtype": "float32", "device": "cpu", "threads": 1, "machine": "x86_64"}
 
 
