@@ -5,9 +5,11 @@
     accelerate launch --num_processes 4 -m homework.datagen data/rft.json --model rft   # questions sharded
 
 The launcher (torchrun underneath) sets RANK, WORLD_SIZE and LOCAL_RANK; a plain `python -m ...` sets none and
-is one process, exactly as before. Training leaves the data parallelism to HF Trainer (DDP) and keeps the global
-batch at the configured size (`batch_plan`); only the main process writes. Datagen uses this module's process
-group for two meeting points: the start, and the end where the main process gathers every shard's figures.
+is one process, exactly as before. Training leaves the data parallelism to HF Trainer (DDP), keeps the global
+batch at the configured size (`batch_plan`), runs its loss through DDP's forward (`forward_through_ddp`) and
+checks that the processes end in step (`fingerprint`); only the main process writes. Datagen uses this module's
+process group for two meeting points: the start, and the end where the main process gathers every shard's
+figures.
 """
 
 from __future__ import annotations
@@ -84,6 +86,34 @@ def join() -> None:
     if world()[1] > 1 and not dist.is_initialized():
         use_local_device()
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=MEETING_TIMEOUT)
+
+
+def forward_through_ddp(ddp, loss, inputs: dict, *args) -> torch.Tensor:
+    """`loss(model, inputs, *args)` on the model inside `ddp`, run as that model's forward.
+
+    DDP averages the processes' gradients only for a forward it ran itself (its reducer is armed in
+    `DistributedDataParallel.forward`); a loss that calls parts of the inner model directly, as
+    `training.answer_loss` does, would train each process on its own. So the inner model's forward is, for
+    this one call, the loss.
+    """
+    inner = ddp.module
+    inner.forward = lambda batch: loss(inner, batch, *args)
+    try:
+        return ddp(inputs)
+    finally:
+        del inner.forward
+
+
+def fingerprint(model) -> str:
+    """sha256 of the trainable weights: equal on every process of a data-parallel run that stayed in step."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            digest.update(name.encode())
+            digest.update(param.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def gather(value) -> list:

@@ -147,33 +147,6 @@ def answer_loss(model, inputs: dict, tokens=None) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum") / tokens
 
 
-def _loss_through_ddp(ddp, inputs: dict, tokens) -> torch.Tensor:
-    """`answer_loss` run as the forward of the DDP-wrapped model.
-
-    DDP averages the processes' gradients only for a forward it ran itself (its reducer is armed in
-    `DistributedDataParallel.forward`); calling the peft model inside it directly would train each process on
-    its own. So the inner model's forward is, for this one call, the answer loss.
-    """
-    inner = ddp.module
-    inner.forward = lambda batch: answer_loss(inner, batch, tokens)
-    try:
-        return ddp(inputs)
-    finally:
-        del inner.forward
-
-
-def _fingerprint(model) -> str:
-    """sha256 of the trainable weights: equal on every process of a data-parallel run that stayed in step."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            digest.update(name.encode())
-            digest.update(param.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
 class TrainingDiverged(ValueError):
     """The training loss blew up; a ValueError so the CLI reports it in one line (the fix is a flag)."""
 
@@ -249,7 +222,7 @@ def _trainer(model, args, dataset, collator, guard: DivergenceGuard):
             # the mean over all its tokens, as one pass over the whole batch on one process would.
             if isinstance(model, torch.nn.parallel.DistributedDataParallel):  # under `accelerate launch`
                 # DDP averages the processes' gradients, where the token mean wants their sum
-                loss = _loss_through_ddp(model, inputs, num_items_in_batch)
+                loss = distributed.forward_through_ddp(model, answer_loss, inputs, num_items_in_batch)
                 return loss if num_items_in_batch is None else loss * self.accelerator.num_processes
             return answer_loss(model, inputs, num_items_in_batch)
 
@@ -322,7 +295,7 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     minutes = (time.time() - started) / 60
     devices = distributed.gather(f"{llm.device} ({distributed.device_name()})" if llm.device == "cuda" else llm.device)
-    if processes > 1 and len(set(distributed.gather(_fingerprint(model)))) > 1:
+    if processes > 1 and len(set(distributed.gather(distributed.fingerprint(model)))) > 1:
         raise RuntimeError("the processes ended with different adapters: their gradients were not averaged")
     if guard.reason:  # saving would replace a working adapter with a broken one; its checkpoints are no use either
         if distributed.is_main():
