@@ -76,8 +76,8 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = RFTConfig.data, ep
     if init_adapter and not (Path(init_adapter) / "adapter_config.json").exists():
         raise ValueError(f"--init_adapter {init_adapter}: no saved adapter there (adapter_config.json)")
     config = RFTConfig(output_dir=output_dir, data=str(data), epochs=epochs, learning_rate=learning_rate, rank=rank,
-                       batch_size=batch_size, device_batch=device_batch, adam_beta2=adam_beta2, seed=seed, init_adapter=init_adapter or "",
-                       max_steps=max_steps, checkpoint=checkpoint or "", alpha_per_rank=alpha_per_rank, pack=pack)
+                       batch_size=batch_size, device_batch=device_batch, adam_beta2=adam_beta2, seed=seed,
+                       init_adapter=init_adapter or "", max_steps=max_steps, checkpoint=checkpoint or "", alpha_per_rank=alpha_per_rank, pack=pack)
     rows = load_rows(data, (3,), min_rows=1)
     described = {"source": records.portable(data), "rows": len(rows), "sha256": records.sha256(data),
                  "description": f"accepted reasoning rows of {records.portable(data)} (made by `python -m "
@@ -139,7 +139,7 @@ def misses(split: str = "valid", max_question: int | None = None, model_dir: str
     from collections import Counter
 
     llm = load(model_dir, calculator=calculator)
-    rows = Dataset(split).data[:max_question] if max_question else Dataset(split).data
+    rows = Dataset(split).data[:max_question or None]
     texts = llm.batched_generate([llm.format_prompt(q) for q, *_ in rows])
     causes: Counter = Counter()
     for (question, answer, *_), text in zip(rows, texts):
@@ -147,9 +147,10 @@ def misses(split: str = "valid", max_question: int | None = None, model_dir: str
         if verdict == "ok":
             continue
         cause = "no answer" if verdict in ("no tag", "truncated") else formats.miss_cause(question, reasoning)
-        causes[cause or "sound, yet wrong"] += 1
-        if causes[cause or "sound, yet wrong"] <= show:
-            print(f"{cause or 'sound, yet wrong'}: {question!r} -> {reasoning!r} (true {answer:.6g})")
+        cause = cause or "sound, yet wrong"  # a sound reasoning lands within 5 %: not seen, but never hidden
+        causes[cause] += 1
+        if causes[cause] <= show:
+            print(f"{cause}: {question!r} -> {reasoning!r} (true {answer:.6g})")
     wrong = sum(causes.values())
     return (f"{split}: {wrong} wrong of {len(rows)} ({1 - wrong / len(rows):.3f} right)"
             + ("".join(f"; {cause} {n}" for cause, n in causes.most_common())) + f" [{'calculator' if calculator else 'pure'}]")

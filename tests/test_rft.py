@@ -63,3 +63,20 @@ def test_init_adapter_goes_on_from_the_parent(tiny_checkpoint, tmp_path, fp32):
     readme = (second / "README.md").read_text()
     assert f"--init_adapter {first}" in readme and "going on training its parent" in readme
     assert "## Parent" in readme and record["parent"]["sha256"] in readme
+
+
+@pytest.mark.slow
+def test_misses_counts_each_wrong_answer_once_by_cause(tmp_path, capsys):
+    """`rft misses` on questions the committed adapter gets wrong and right: every wrong one gets one cause."""
+    import re
+
+    rows = [["How many feet are in 7 meters?", 22.9659],     # the adapter gets this right
+            ["How many feet are in 7 meters?", 1000.0],      # a wrong truth: its answer is now a miss
+            ["How many grams are in 3 kilograms?", 1.0]]     # likewise
+    split = tmp_path / "probe.json"
+    split.write_text(json.dumps(rows))
+    summary = rft.misses(str(split), show=5)
+    m = re.fullmatch(r".*: (\d+) wrong of 3 \(([\d.]+) right\)((?:; [a-z ,]+ \d+)*) \[pure\]", summary)
+    assert m, summary
+    assert int(m[1]) == 2 and sum(int(n) for n in re.findall(r" (\d+)(?=;|$)", m[3])) == 2
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2, "one example line a miss"
