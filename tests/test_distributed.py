@@ -197,8 +197,8 @@ def _kill_when(process: subprocess.Popen, ready, timeout: float = 240) -> None:
     process.communicate()
 
 
-def _sft_args(tiny_checkpoint: str, output_dir: Path, *extra: str) -> list[str]:
-    return ["train", "--checkpoint", tiny_checkpoint, "--n_rows", "256", "--test_after", "False",
+def _sft_args(tiny_checkpoint: str, output_dir: Path, *extra: str, n_rows: int = 256) -> list[str]:
+    return ["train", "--checkpoint", tiny_checkpoint, "--n_rows", str(n_rows), "--test_after", "False",
             "--output_dir", str(output_dir), *extra]
 
 
@@ -227,8 +227,7 @@ def test_accelerate_sft_train_two_processes_matches_one(tmp_path, tiny_checkpoin
 def test_accelerate_sft_resume_two_processes(tmp_path, tiny_checkpoint, fp32):
     """Killed after its first checkpoint, a two-process run goes on from it and finishes its schedule."""
     out = tmp_path / "sft_model"
-    args = _sft_args(tiny_checkpoint, out, "--max_steps", "160")
-    args[args.index("256")] = "4096"
+    args = _sft_args(tiny_checkpoint, out, "--max_steps", "160", n_rows=4096)  # checkpoints at 50, 100, 150
     work = tmp_path / ".sft_model_work"
     first = _launch(2, "homework.sft", *args)
     _kill_when(first, lambda: any((c / "trainer_state.json").exists() for c in work.glob("checkpoint-*")))
