@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywher
 from homework import formats, rft
 from homework.data import DATA_DIR, Dataset, evaluate, load_rows
 from homework.questions import generate, save_rows
-from homework.units import BY_NAME, factor, format_number, parse_question
+from homework.units import factor, format_number, parse_question
 
 MAX_NEW_TOKENS = 96  # issue 24's budget for a reasoning line
 
@@ -52,17 +52,16 @@ def split_answer(q: float, src: str, dst: str) -> str:
     """`worked_answer` with the product summed from one partial per place value of the quantity, each in the
     factor's power of ten: "1 byte = 8 bits, so 521 bytes = 521 * 8 = 4000 + 160 + 8 = 4168. <answer>4170</answer>".
     One place value, or a factor that is a bare power of ten, keeps the one-step product."""
-    f = formats.fact_number(factor(src, dst))
-    mantissa, _, power = f.partition("e")
-    head = f"1 {src} = {f} {BY_NAME[dst].plural}, so {format_number(q)} {BY_NAME[src].plural} = {format_number(q)} * {f}"
-    product = formats.product_text(q, f)
+    worked = formats.worked_answer(q, src, dst)
+    mantissa, _, power = formats.fact_number(factor(src, dst)).partition("e")
     places = place_values(q)
     if len(places) == 1 or float(mantissa) == 1:
-        return f"{head} = {product}. <answer>{product}</answer>"
+        return worked
     tail = f"e{power}" if power else ""
     partials = [float(format_number(float(p) * float(mantissa), 3)) for p in places]
     terms = " + ".join(plain_number(x) + tail for x in partials)
-    return f"{head} = {terms} = {plain_number(sum(partials))}{tail}. <answer>{product}</answer>"
+    head, _, answer = worked.rpartition(f" = {formats.product_text(q, mantissa + tail)}. ")
+    return f"{head} = {terms} = {plain_number(sum(partials))}{tail}. {answer}"
 
 
 def rows(out: str, n: int = 4000, seed: int = 101, wide_share: float = 0.5) -> str:
