@@ -21,7 +21,6 @@ reasoning is sound (`formats.reasoning_fault`). `test` benchmarks an adapter wit
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
@@ -31,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere as a script beside the docs
 from homework import formats, rft
+from homework.base_llm import run_cli
 from homework.data import DATA_DIR, Dataset, evaluate, load_rows
 from homework.questions import generate, save_rows
 from homework.units import factor, format_number, parse_question
@@ -118,40 +118,17 @@ def steps(model_dir: str, split: str, n: int = 400) -> str:
         terms = [float(t.split("e")[0]) for t in m["terms"].split(" + ")]
         for place, term in zip(place_values(float(m["q"])), terms):
             count["partials"] += 1
-            count["partials_right"] += abs(term - float(place) * float(m["m"])) <= 0.01 * abs(float(place) * float(m["m"]))
+            count["partials_right"] += abs(term - float(place) * float(m["m"])) <= formats.PRODUCT_TOLERANCE * abs(float(place) * float(m["m"]))
         count["sums"] += 1
-        count["sums_right"] += abs(float(m["total"]) - sum(terms)) <= 0.01 * abs(sum(terms))
+        count["sums_right"] += abs(float(m["total"]) - sum(terms)) <= formats.PRODUCT_TOLERANCE * abs(sum(terms))
     return json.dumps(count)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("rows")
-    p.add_argument("out")
-    p.add_argument("--n", type=int, default=4000)
-    p.add_argument("--seed", type=int, default=101)
-    p.add_argument("--wide_share", type=float, default=0.5)
-    sub.add_parser("sound").add_argument("out")
-    t = sub.add_parser("test")
-    t.add_argument("model_dir")
-    t.add_argument("splits", nargs="+")
-    s = sub.add_parser("steps")
-    s.add_argument("model_dir")
-    s.add_argument("split")
-    s.add_argument("--n", type=int, default=400)
-    args = parser.parse_args()
-    if args.command == "rows":
-        print(rows(args.out, args.n, args.seed, args.wide_share))
-    elif args.command == "sound":
-        print(sound(args.out))
-    elif args.command == "test":
-        llm = load(args.model_dir)
-        for split in args.splits:
-            print(split, evaluate(llm, split))
-    else:
-        print(steps(args.model_dir, args.split, args.n))
+def test(model_dir: str, *splits: str) -> None:
+    llm = load(model_dir)
+    for split in splits:
+        print(split, evaluate(llm, split))
 
 
 if __name__ == "__main__":
-    main()
+    run_cli({"rows": rows, "sound": sound, "test": test, "steps": steps})
