@@ -35,16 +35,32 @@ QUANTITY_APART = (
     "convert {src} to {dst} for {q}", "{src} -> {dst}, {q}", "how many {dst} in {src}, {q} of them",
     "{src} to {dst}, {q} please",
 )
+# Both units named before the quantity, the course's "the conversion from A to B for N units": the direction
+# is A -> B. Training rows use UNITS_FIRST; data/valid_units_first.json asks only HELD_OUT_UNITS_FIRST.
+UNITS_FIRST = (
+    "the conversion from {src} to {dst} for {q} units", "what is the conversion from {src} to {dst} for {q} units",
+    "could you give the conversion from {src} to {dst} for {q} units", "give the conversion from {src} to {dst} for {q} units",
+    "what's the conversion from {src} to {dst} for {q} units", "conversion from {src} to {dst} for {q} units",
+    "can you do the conversion from {src} to {dst} for {q} units", "{src} to {dst}, {q} units",
+    "from {src} to {dst}: {q} units", "convert from {src} to {dst}, {q} units",
+)
+HELD_OUT_UNITS_FIRST = (
+    "I need the conversion from {src} to {dst} for {q} units", "{src} into {dst} for {q} units",
+    "please give me the {src} to {dst} conversion for {q} units", "the {src} to {dst} conversion of {q} units",
+    "what would the conversion from {src} to {dst} be for {q} units", "from {src} into {dst}, {q} units",
+)
 # Never in a training row; data/valid_constructions.json uses only these.
 HELD_OUT_CONSTRUCTIONS = (
     "{q} {src} = ? {dst}", "{q} {src} is equivalent to how many {dst}", "what does {q} {src} come to in {dst}",
     "the equivalent of {q} {src} in {dst}", "convert {src} into {dst}, {q} units' worth",
     "how many {dst} in {src} if I have {q}", "{src} in {dst}? I have {q}",
 )
-CONSTRUCTIONS = QUANTITY_FIRST + QUANTITY_APART
+CONSTRUCTIONS = QUANTITY_FIRST + QUANTITY_APART  # what data/rft_reworded.json and the older adapters saw
+TRAINING_CONSTRUCTIONS = CONSTRUCTIONS + UNITS_FIRST  # the shipped recipes' composed rows
 WRAPPERS = (("", ""),) * 6 + (("please ", ""), ("quick question: ", ""), ("hey, ", ""), ("can you tell me ", ""),
                               ("q: ", ""), ("", " please"), ("", " thanks"), ("help: ", ""), ("ok so ", ""))
 ENDINGS = ("?",) * 5 + (".",) * 2 + ("",) * 3 + ("??", "!")
+SINGULAR_TARGET = 0.2  # share of varied questions whose target unit is singular ("decades to month")
 WORDS = "zero one two three four five six seven eight nine ten".split()
 
 
@@ -79,15 +95,25 @@ def _case(text: str, rng: random.Random) -> str:
     return text
 
 
-def compose(conv: Conversion, rng: random.Random, constructions: tuple[str, ...] = CONSTRUCTIONS) -> str:
-    """One question asking `conv`, read back by the registry to that same conversion."""
+def compose(conv: Conversion, rng: random.Random, constructions: tuple[str, ...] = CONSTRUCTIONS,
+            varied: bool = False) -> str:
+    """One question asking `conv`, read back by the registry to that same conversion.
+
+    varied: the target unit is now and then singular ("decades to month"), as course-style questions write it,
+        and a conversion between two names of one unit ("ml in cc") always writes two different names. Off, the
+        draws are the ones the committed data files were made with.
+    """
     for _ in range(50):
         construction = rng.choice(constructions)
         before, after = rng.choice(WRAPPERS)
         q = quantity_form(conv.quantity, rng)
         if q == "a" and "{q} {src}" not in construction:
             continue  # "a" stands for 1 only right before its unit
-        text = construction.format(q=q, src=unit_form(conv.src, conv.quantity, rng), dst=unit_form(conv.dst, 2, rng))
+        src = unit_form(conv.src, conv.quantity, rng)
+        dst = unit_form(conv.dst, 1 if varied and rng.random() < SINGULAR_TARGET else 2, rng)
+        if varied and conv.src == conv.dst and src.lower() == dst.lower():
+            continue  # "5 ml in ml" asks nothing
+        text = construction.format(q=q, src=src, dst=dst)
         text = _case(before + text + after, rng) + rng.choice(ENDINGS)
         try:
             if parse_question(text) == conv:
@@ -97,14 +123,14 @@ def compose(conv: Conversion, rng: random.Random, constructions: tuple[str, ...]
     raise UnitError(f"no phrasing found for {conv}")
 
 
-def reword(rows: list, seed: int, constructions: tuple[str, ...] = CONSTRUCTIONS) -> list:
+def reword(rows: list, seed: int, constructions: tuple[str, ...] = CONSTRUCTIONS, varied: bool = False) -> list:
     """The rows with each question asked anew for the same conversion; answers and the rest stay as they are."""
     rng = random.Random(seed)
     out, seen = [], set()
     for question, *rest in rows:
         conv = parse_question(question)
         for _ in range(20):
-            text = compose(conv, rng, constructions)
+            text = compose(conv, rng, constructions, varied)
             if text not in seen:
                 break
         seen.add(text)

@@ -87,6 +87,19 @@ def _quantity(rng: random.Random, wide: bool) -> float:
     return float(rng.randint(11, 1000))
 
 
+def decimal_quantity(rng: random.Random) -> float:
+    """A half (0.5, 2.5, ... 9.5) or, as often, a tenth (0.1 ... 9.9) that is not a half or whole: 0.1 to 10."""
+    if rng.random() < 0.5:
+        return rng.randint(0, 9) + 0.5
+    return rng.choice([t / 10 for t in range(1, 100) if t % 5])
+
+
+# Units with more than one name, asked from one name to another ("9 ml in cc", "3 h in hours"): the factor is 1.
+# An alias that another unit also has ("oz": ounce or fluid ounce) does not name one unit, so it is no synonym.
+SYNONYM_UNITS = tuple(u.name for u in UNITS
+                      if any(all(a not in v.forms for v in UNITS if v is not u) for a in u.aliases))
+
+
 def is_wide(question: str) -> bool:
     """True when the question's quantity is not one of the course's whole numbers LOW..HIGH."""
     quantity = parse_question(question).quantity
@@ -130,12 +143,17 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
 
 def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozenset(),
              balanced: bool = False, dimensions: tuple[str, ...] = (),
-             templates: tuple[str, ...] = TEMPLATES, composed: bool = False,
-             constructions: tuple[str, ...] = phrasing.CONSTRUCTIONS) -> list[list]:
+             templates: tuple[str, ...] = TEMPLATES, composed: bool | float = False,
+             constructions: tuple[str, ...] = phrasing.CONSTRUCTIONS, decimals: float = 0.0,
+             same_unit: float = 0.0) -> list[list]:
     """n distinct (question, answer) rows.
 
     composed: phrase each question from parts (`homework.phrasing`, from `constructions`) instead of filling
-        one of `templates`.
+        one of `templates`; a share between 0 and 1 phrases that share of the rows so, the rest from templates.
+    decimals: with balanced, the share of rows whose quantity is a half or a tenth between 0.5 and 10 (2.5, 0.7)
+        instead of a whole number.
+    same_unit: the share of rows converting between two names of one unit ("9 ml in cc"), always composed.
+    Shares of 0 draw nothing extra, so the committed data files stay byte-identical.
 
     balanced: draw the dimension at random as usual, then cycle through that dimension's unit pairs and
     quantities 1..10 in shuffled passes, so no conversion is left with few or no rows by chance.
@@ -158,11 +176,19 @@ def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozense
                 pool.extend(c for c in all_conversions() if BY_NAME[c.src].dimension == dimension)
                 rng.shuffle(pool)
             conv = pool.pop()
+            if decimals and rng.random() < decimals:
+                conv = Conversion(decimal_quantity(rng), conv.src, conv.dst)
+        varied = bool(decimals or same_unit or 0 < composed < 1)  # the shipped recipe's draws; 0: the old ones
+        if same_unit and rng.random() < same_unit:
+            unit = rng.choice(SYNONYM_UNITS)
+            conv = Conversion(conv.quantity if conv else float(rng.randint(LOW, HIGH)), unit, unit)
         for _ in range(20):  # a few redraws of the wording if this one is taken
-            if composed:
+            as_composed = composed >= 1 or (0 < composed and rng.random() < composed) or (conv and conv.src == conv.dst)
+            if as_composed:
                 draw = conv or Conversion(0.0, *_pair(rng))
                 draw = Conversion(_quantity(rng, wide) if wide or not conv else conv.quantity, draw.src, draw.dst)
-                question, answer = phrasing.compose(draw, rng, constructions), float(f"{draw.answer:.8g}")
+                question = phrasing.compose(draw, rng, constructions, varied)
+                answer = float(f"{draw.answer:.8g}")
             else:
                 question, answer = make_question(rng, wide, conv, templates)
             if question not in seen:
@@ -208,12 +234,39 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
     return f"wrote {n} rows to {out}"
 
 
+FAMILY_ROWS = 400  # rows of each question-family file: a 0.95 accuracy within about +-0.011 (one s.e.)
+
+
+def family_files(n: int = FAMILY_ROWS, seed: int = 6) -> dict[str, list]:
+    """The held-out question families, each asked only in wordings no training row uses.
+
+    valid_units_first: both units before the quantity ("the {src} to {dst} conversion of {q} units"), in
+        phrasing.HELD_OUT_UNITS_FIRST; valid_same_unit: two names of one unit ("9 ml in cc"), quantities 1..10,
+        in phrasing.HELD_OUT_CONSTRUCTIONS; valid_decimal: halves and tenths from 0.1 to 9.9 in HELD_OUT_TEMPLATES.
+    """
+    rng = random.Random(seed)
+    units_first = phrasing.reword(generate(n, seed), seed, phrasing.HELD_OUT_UNITS_FIRST, varied=True)
+    same = [[Conversion(float(rng.randint(LOW, HIGH)), u, u), None] for u in
+            (rng.choice(SYNONYM_UNITS) for _ in range(n // 2))]
+    same_unit = [[phrasing.compose(c, rng, phrasing.HELD_OUT_CONSTRUCTIONS, varied=True), c.quantity] for c, _ in same]
+    decimal = []
+    while len(decimal) < n:
+        src, dst = _pair(rng)
+        question, answer = make_question(rng, conv=Conversion(decimal_quantity(rng), src, dst),
+                                         templates=HELD_OUT_TEMPLATES)
+        if question not in {q for q, _ in decimal}:
+            decimal.append([question, answer])
+    return {"valid_units_first.json": units_first, "valid_same_unit.json": same_unit, "valid_decimal.json": decimal}
+
+
 def write(n: int = 1000, valid_seed: int = 1, train_seed: int = 2, wide_seed: int = 3,
-          reworded_seed: int = 4, constructions_seed: int = 5) -> str:
-    """Write data/valid.json, valid_wide.json, valid_reworded.json, valid_constructions.json and train.json.
+          reworded_seed: int = 4, constructions_seed: int = 5, family_seed: int = 6) -> str:
+    """Write data/valid.json, valid_wide.json, valid_reworded.json, valid_constructions.json, train.json and
+    the question-family files valid_units_first.json, valid_same_unit.json, valid_decimal.json.
 
     train shares no question with valid; valid_reworded asks quantities 1..10 in HELD_OUT_TEMPLATES only;
-    valid_constructions asks the conversions of valid.json in phrasing.HELD_OUT_CONSTRUCTIONS only.
+    valid_constructions asks the conversions of valid.json in phrasing.HELD_OUT_CONSTRUCTIONS only; the family
+    files are `family_files`.
 
     Args:
         n: rows per file.
@@ -222,6 +275,7 @@ def write(n: int = 1000, valid_seed: int = 1, train_seed: int = 2, wide_seed: in
         wide_seed: seed of data/valid_wide.json.
         reworded_seed: seed of data/valid_reworded.json.
         constructions_seed: seed of data/valid_constructions.json.
+        family_seed: seed of the question-family files.
     """
     valid = generate(n, valid_seed)
     save_rows(valid, DATA_DIR / "valid.json")
@@ -230,8 +284,11 @@ def write(n: int = 1000, valid_seed: int = 1, train_seed: int = 2, wide_seed: in
     save_rows(generate(n, reworded_seed, templates=HELD_OUT_TEMPLATES), DATA_DIR / "valid_reworded.json")
     save_rows(phrasing.reword(valid, constructions_seed, phrasing.HELD_OUT_CONSTRUCTIONS),
               DATA_DIR / "valid_constructions.json")
+    for name, rows in family_files(seed=family_seed).items():
+        save_rows(rows, DATA_DIR / name)
     return (f"wrote valid.json, valid_wide.json, valid_reworded.json, valid_constructions.json, train.json ({n} rows "
-            f"each) to {DATA_DIR}")
+            f"each) and the family files valid_units_first.json, valid_same_unit.json, valid_decimal.json "
+            f"({FAMILY_ROWS}, {FAMILY_ROWS // 2}, {FAMILY_ROWS} rows) to {DATA_DIR}")
 
 
 def reword(source: str, output: str, seed: int = 0) -> str:

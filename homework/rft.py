@@ -14,10 +14,9 @@ and `<answer>value</answer>` itself. The recipe is `RFTConfig`; the trainer is `
 from __future__ import annotations
 
 import dataclasses
-import gc
 from pathlib import Path
 
-from . import distributed, formats, records, training
+from . import formats, records, training
 from .base_llm import BaseLLM, run_cli
 from .data import DATA_DIR, Dataset, evaluate, load_rows
 
@@ -82,16 +81,9 @@ def train_model(output_dir: str = str(MODEL_DIR), data: str = RFTConfig.data, ep
     described = {"source": records.portable(data), "rows": len(rows), "sha256": records.sha256(data),
                  "description": f"accepted reasoning rows of {records.portable(data)} (made by `python -m "
                                 "homework.datagen`; recipes/rft.json lists the rounds), loss on the reasoning only"}
+    previous = records.read_record(Path(output_dir))
     record = training.train(config, "rft", lambda tok: encode_rows(tok, rows), described, "reasoning", resume)
-    if not distributed.is_main():  # the main process saved; it alone reports and tests
-        return None
-    message = f"saved rft adapter to {output_dir} ({record['run']['steps']} steps, {record['run']['train_minutes']} min)"
-    if not test_after:
-        return message
-    gc.collect()
-    record["test"] = evaluate(load(output_dir), "valid")
-    records.write_record(Path(output_dir), record)
-    return f"{message}; {record['test']}"
+    return training.finish(record, output_dir, load, previous, test_after)
 
 
 def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None, calculator: bool = False) -> BaseLLM:

@@ -16,6 +16,8 @@ import dataclasses
 import json
 import math
 import os
+import platform
+import re
 import shutil
 import sys
 import time
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 
 from . import distributed, formats, lora_step
-from .base_llm import DEFAULT_CHECKPOINT, BaseLLM, ModelUnavailable
+from .base_llm import DEFAULT_CHECKPOINT, BaseLLM, ModelUnavailable, cpu_has_bf16
 from .data import DataError, writable_dir
 from .records import PATH_FIELDS, parent_of, plot_loss, portable, portable_base, read_record, write_record
 
@@ -314,6 +316,7 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
         "run": {"steps": trainer.state.global_step, "train_minutes": round(minutes, 2),
                 "dtype": str(llm.dtype).replace("torch.", ""), "device": llm.device,
                 "threads": torch.get_num_threads(),  # per process
+                "machine": platform.machine(), "cpu_bf16": cpu_has_bf16(),  # recorded here, never when a card is rendered
                 "processes": processes, "devices": devices, "device_batch": per_device, "accumulation": accumulation},
     }
     history = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]
@@ -322,6 +325,38 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
         shutil.rmtree(work_dir, ignore_errors=True)
     distributed.leave()
     return record
+
+
+def finish(record: dict, output_dir: str, load, previous: dict, test_after: bool = True) -> str | None:
+    """A recipe's last step: on the main process only, test the new adapter on data/valid.json, write the figure
+    into its card, and say what it replaced (`previous`: the record read from output_dir before training)."""
+    if not distributed.is_main():  # the main process saved; it alone reports and tests
+        return None
+    message = (f"saved {record['kind']} adapter to {output_dir} ({record['run']['steps']} steps, "
+               f"{record['run']['train_minutes']} min)")
+    if test_after:
+        import gc
+
+        from .data import evaluate
+
+        gc.collect()
+        record["test"] = evaluate(load(output_dir), "valid")
+        write_record(Path(output_dir), record)
+        message += f"; {record['test']}"
+    return message + "\n" + replaced_line(previous, record)
+
+
+def replaced_line(previous: dict, record: dict) -> str:
+    """One line: the new adapter's figure on data/valid.json beside that of the adapter it replaced."""
+    new = _accuracy(record.get("test")) or "not tested"
+    if not previous:
+        return f"replaced: nothing (new {new})"
+    return f"replaced: an adapter with valid accuracy {_accuracy(previous.get('test')) or 'never recorded'} (new {new})"
+
+
+def _accuracy(summary: str | None) -> str:
+    found = re.search(r"accuracy=([\d.]+)", summary or "")
+    return found.group(1) if found else ""
 
 
 def save_adapter(model, output_dir: Path, record: dict, history: list, runs: Path | None = None) -> None:
