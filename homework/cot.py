@@ -10,7 +10,8 @@ How many ..."), which the units registry reads from the question text alone, nev
 
 from __future__ import annotations
 
-from .base_llm import BaseLLM, run_cli
+from .base_llm import BaseLLM
+from .cli import run_cli
 from .data import evaluate
 from .formats import question_prompt, with_hint, worked_answer
 

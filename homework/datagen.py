@@ -32,7 +32,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import base_llm, distributed
-from .base_llm import BaseLLM, run_cli
+from .base_llm import BaseLLM
+from .cli import run_cli
 from .data import Dataset, load_rows, writable_dir
 from .formats import judge, reasoning_fault, with_hint
 from .questions import save_rows

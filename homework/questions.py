@@ -208,8 +208,24 @@ def save_rows(rows: list, path: str | Path) -> Path:
     return path
 
 
+# Never a training question: the validation files and the question-family files (`family_files`).
+HELD_OUT_FILES = ("valid.json", "valid_wide.json", "people.json", "valid_constructions.json",
+                  "valid_units_first.json", "valid_same_unit.json", "valid_decimal.json")
+
+
+def held_out_questions(skip: Path | None = None) -> set[str]:
+    """Every question of the held-out files present in data/ (but `skip`, the file being written)."""
+    out = set()
+    for name in HELD_OUT_FILES:
+        path = DATA_DIR / name
+        if path.exists() and (skip is None or path.resolve() != skip.resolve()):
+            out |= {row[0] for row in json.loads(path.read_text())}
+    return out
+
+
 def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_valid: bool = True,
-         balanced: bool = False, dimensions: str | tuple[str, ...] = (), composed: bool = False) -> str:
+         balanced: bool = False, dimensions: str | tuple[str, ...] = (), composed: float = 0.0,
+         units_first: bool = False, decimals: float = 0.0, same_unit: float = 0.0) -> str:
     """Write `n` generated questions to `path`.
 
     Args:
@@ -221,16 +237,20 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
         balanced: every unit pair (and, unless wide, quantity 1..10) equally often, instead of random draws.
         dimensions: with balanced, only these dimensions, comma-separated (e.g. time,length,volume); a name
             given twice is drawn twice as often (time,time,length: two time questions for each length one).
-        composed: phrase questions from parts (homework/phrasing.py) instead of the 25 templates.
+        composed: phrase questions from parts (homework/phrasing.py) instead of the 25 templates; a share
+            between 0 and 1 phrases that share so, the rest from the templates.
+        units_first: composed questions may also name both units before the quantity
+            (phrasing.TRAINING_CONSTRUCTIONS, as the shipped SFT recipe draws them).
+        decimals: with balanced, the share of rows with a half or tenth quantity (0.1 to 9.9).
+        same_unit: the share of rows between two names of one unit ("9 ml in cc"), always composed.
     """
-    from .base_llm import comma_list  # the CLI loads base_llm anyway (run_cli)
+    from .cli import comma_list
 
     dimensions = comma_list(dimensions)
-    exclude = set()
-    for valid in (DATA_DIR / "valid.json", DATA_DIR / "valid_wide.json"):
-        if exclude_valid and valid.exists() and Path(path).resolve() != valid:
-            exclude |= {row[0] for row in json.loads(valid.read_text())}
-    out = save_rows(generate(n, seed, wide, exclude, balanced, tuple(dimensions), composed=composed), path)
+    exclude = held_out_questions(skip=Path(path)) if exclude_valid else set()
+    constructions = phrasing.TRAINING_CONSTRUCTIONS if units_first else phrasing.CONSTRUCTIONS
+    out = save_rows(generate(n, seed, wide, exclude, balanced, tuple(dimensions), composed=composed,
+                             constructions=constructions, decimals=decimals, same_unit=same_unit), path)
     return f"wrote {n} rows to {out}"
 
 
@@ -310,6 +330,6 @@ def reword(source: str, output: str, seed: int = 0) -> str:
 
 
 if __name__ == "__main__":
-    from .base_llm import run_cli  # one `error:` line for a bad option, not a traceback
+    from .cli import run_cli  # one `error:` line for a bad option, not a traceback
 
     run_cli({"write": write, "make": make, "reword": reword})

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .base_llm import run_cli
+from .cli import run_cli
 from .data import DataError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ from pathlib import Path
 RECORD_FILE = "record.json"
 REPO = Path(__file__).resolve().parent.parent
 PATH_FIELDS = ("output_dir", "data", "init_adapter")  # recorded relative to the repository when inside it
-# Fields that say where or how to run, not what is trained: the reproduce command leaves them out.
-RUN_FIELDS = ("output_dir", "resume", "test_after", "device_batch")
+# Config fields that say where or how to run, not what is trained: the reproduce command leaves them out.
+RUN_FIELDS = ("output_dir", "device_batch")
 
 
 def sha256(path: str | Path) -> str:
@@ -76,6 +76,29 @@ def reproduce_command(record: dict) -> str:
     return f"python -m homework.{record['kind']} train " + " ".join(options)
 
 
+def short_command(record: dict) -> str:
+    """The train command with only the options whose value differs from the recipe's default in this code:
+    `python -m homework.sft train` itself for an adapter made by the shipped recipe."""
+    import dataclasses
+    import importlib
+
+    module = importlib.import_module(f"homework.{record['kind']}")
+    config_cls = getattr(module, f"{record['kind'].upper()}Config")
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    from .base_llm import DEFAULT_CHECKPOINT
+
+    defaults["checkpoint"] = DEFAULT_CHECKPOINT
+    options = []
+    for key, value in record["config"].items():
+        default = defaults.get(key)
+        default = portable(default) if key in PATH_FIELDS else default
+        if key in RUN_FIELDS or value in ("", None) and default in ("", None):
+            continue
+        if _cli_value(value) != _cli_value(default):
+            options.append(f"--{key} {_cli_value(value)}")
+    return " ".join([f"python -m homework.{record['kind']} train", *options])
+
+
 def _cli_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
@@ -86,9 +109,10 @@ def card(record: dict) -> str:
     """The adapter's model card: how it was made and, once tested, how well it does."""
     c, run, data = record["config"], record["run"], record["data"]
     lines = [f"# {record['kind'].upper()} LoRA adapter for {record['base_model']}", "",
-             f"Made by `{reproduce_command(record)}`" + (", going on training its parent (below)" if record["parent"]
-                                                         else "") + "; the same command reproduces it up to "
-             "CPU/thread nondeterminism in floating-point sums. Every setting is in `record.json`.", "",
+             f"Made by `{short_command(record)}`" + (", going on training its parent (below)" if record["parent"]
+                                                     else ", in one run from the base model")
+             + ", from a checkout of this repository. Every setting spelled out, should a default change: "
+             f"`{reproduce_command(record)}`. Every setting is also in `record.json`.", "",
              f"- data: {data.get('rows')} {data['description']}" + (f" (sha256 {data['sha256'][:12]})"
                                                                      if data.get("sha256") else ""),
              f"- LoRA: rank {c['rank']}, alpha {c['rank'] * c['alpha_per_rank']}, all linear layers; AdamW lr "
@@ -109,9 +133,8 @@ def card(record: dict) -> str:
 
 def _where(run: dict) -> str:
     """What trained: one device, or the processes of a data-parallel run (`accelerate launch`) and their devices."""
-    import platform
 
-    machine = run.get("machine") or platform.machine()
+    machine = run.get("machine") or "machine not recorded"
     passes = f" in {run['accumulation']} passes of {run['device_batch']} rows" if run.get("accumulation", 1) > 1 else ""
     if run.get("processes", 1) == 1:
         return f"{run['device']} ({run['threads']} threads, {machine}){passes}"
@@ -143,19 +166,45 @@ def plot_loss(history: list, path: Path, title: str) -> None:
 
 
 
-def show(model_dir: str) -> str:
-    """Print an adapter's reproduce command, its data and its parents by hash."""
+def _read(model_dir: str) -> dict:
     record = read_record(Path(model_dir))
     if not record:
         raise ValueError(f"{model_dir}: no {RECORD_FILE}")
-    lines = [reproduce_command(record), f"data: {record['data'].get('source')} ({record['data'].get('rows')} rows)"]
+    return record
+
+
+def show(model_dir: str) -> str:
+    """Print an adapter's reproduce command, its data, its test figure and its parents by hash.
+
+    Args:
+        model_dir: an adapter folder (homework/sft_model, homework/rft_model).
+    """
+    record = _read(model_dir)
+    data = record["data"]
+    lines = [short_command(record), f"every setting: {reproduce_command(record)}",
+             f"data: {data.get('source')} ({data.get('rows')} rows" + (f", sha256 {data['sha256'][:12]}"
+                                                                      if data.get("sha256") else "") + ")",
+             f"trained: {record['run']['train_minutes']} min, {record['run']['steps']} steps on {_where(record['run'])}, "
+             f"{record['run']['dtype']}",
+             f"test: {record.get('test') or 'not tested'}"]
     parent = record.get("parent") or {}
-    lines += [f"parent: {parent['sha256']}"] if parent else []
-    lines += [f"  round {p['round']}: {p['sha256']} (commit {p['commit']})" for p in parent.get("lineage", [])]
+    lines += [f"parent: {parent['sha256']}"] if parent else ["parent: none (trained from the base model)"]
+    lines += [f"  {p['sha256']}: {p.get('command') or 'command not recorded'}" for p in parent.get("lineage", [])]
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    import fire
+def render(model_dir: str) -> str:
+    """Write an adapter's card (README.md) anew from its record.json, which is left as it is.
 
-    fire.Fire({"show": show})
+    Args:
+        model_dir: an adapter folder.
+    """
+    record = _read(model_dir)
+    (Path(model_dir) / "README.md").write_text(card(record))
+    return f"wrote {Path(model_dir) / 'README.md'} from its {RECORD_FILE}"
+
+
+if __name__ == "__main__":
+    from .cli import run_cli
+
+    run_cli({"show": show, "render": render})

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .ask import load_named
-from .base_llm import ModelUnavailable, comma_list, run_cli
+from .cli import ModelUnavailable, comma_list, run_cli
 from .data import Dataset, benchmark, writable_dir
 from .units import BY_NAME, DIMENSIONS, UnitError, parse_question
 

@@ -14,10 +14,12 @@ and `<answer>value</answer>` itself. The recipe is `RFTConfig`; the trainer is `
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 
-from . import formats, records, training
-from .base_llm import BaseLLM, run_cli
+from . import formats, phrasing, records, training
+from .base_llm import BaseLLM
+from .cli import config_command, run_cli
 from .data import DATA_DIR, Dataset, evaluate, load_rows
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
@@ -27,13 +29,42 @@ MAX_NEW_TOKENS = 64  # a reasoning line: fact, product, answer
 
 @dataclasses.dataclass
 class RFTConfig(training.TrainConfig):
-    """The RFT recipe from the base; later rounds go on from the round before (recipes/rft.json)."""
+    """The RFT recipe: these defaults are what `python -m homework.rft train` trains, in one run from the base.
+
+    Args:
+        data: [question, answer, reasoning] rows made by `python -m homework.datagen` (recipes/rft.json).
+        reword: share of rows whose question is asked anew in a composed phrasing (seeded by --seed); 0 trains
+            the questions as datagen wrote them.
+    """
 
     output_dir: str = str(MODEL_DIR)
     data: str = str(DATA_DIR / "rft.json")  # [question, answer, reasoning] rows made by homework.datagen
-    epochs: float = 2.0  # from the base; a round going on from the round before trains 1 epoch at 1e-3
+    # One pass over ~13,400 rows is ~45 min on the 2-core CPU; the rounds' 2 epochs from the base took twice that.
+    epochs: float = 1.0
     learning_rate: float = 1.5e-3  # 2e-3 (rounds 1-9) diverged at step ~150 on the 7,816 round-10 rows
+    # 0.999 let SFT's loss spike (grad norm 9-54); 0.95 held it and scored higher there (docs/training.md).
+    adam_beta2: float = 0.95
     batch_size: int = 16
+    # Share of rows whose question is asked anew in composed phrasings (phrasing.TRAINING_CONSTRUCTIONS, units
+    # first among them) at training time; the reasoning, the model's own sampled text, depends only on the
+    # conversion and stays. The rest keep datagen's template wording, as course-style questions are written.
+    reword: float = 0.5
+
+
+def training_rows(config: RFTConfig) -> list:
+    """The data file's rows, `config.reword` of them asked anew in composed phrasings (same conversion)."""
+    rows = load_rows(config.data, (3,), min_rows=1)
+    if not 0 <= config.reword <= 1:
+        raise ValueError(f"reword must be a share between 0 and 1, not {config.reword}")
+    if not config.reword:
+        return rows
+    rng = random.Random(config.seed)
+    chosen = [i for i in range(len(rows)) if rng.random() < config.reword]
+    asked = phrasing.reword([rows[i] for i in chosen], config.seed, phrasing.TRAINING_CONSTRUCTIONS, varied=True)
+    out = list(rows)
+    for i, row in zip(chosen, asked):
+        out[i] = row
+    return out
 
 
 def encode_rows(tokenizer, rows: list) -> list[dict]:
@@ -41,49 +72,26 @@ def encode_rows(tokenizer, rows: list) -> list[dict]:
             for q, _, reasoning in rows]
 
 
-def train_model(output_dir: str = str(MODEL_DIR), data: str = RFTConfig.data, epochs: float = RFTConfig.epochs,
-                learning_rate: float = RFTConfig.learning_rate, rank: int = RFTConfig.rank,
-                batch_size: int = RFTConfig.batch_size, device_batch: int = RFTConfig.device_batch,
-                adam_beta2: float = RFTConfig.adam_beta2,
-                seed: int = RFTConfig.seed, init_adapter: str = "", max_steps: int = -1, checkpoint: str = "",
-                alpha_per_rank: int = RFTConfig.alpha_per_rank, pack: bool = False, resume: bool = False,
-                test_after: bool = True) -> str | None:
-    """Train the RFT LoRA adapter on [question, answer, reasoning] rows and save it to output_dir.
-
-    Under `accelerate launch --num_processes N` the training is data parallel; the main process saves and tests.
-
-    Args:
-        output_dir: folder for the adapter, its record.json, card, loss curve and tensorboard logs.
-        data: rows made by `python -m homework.datagen`.
-        epochs: passes over the rows.
-        learning_rate: peak AdamW learning rate (linear warmup over 5 % of the steps, then cosine decay).
-        rank: LoRA rank (ignored with --init_adapter, whose rank is kept).
-        batch_size: rows per optimizer step, over all processes together.
-        device_batch: rows per device per forward pass; a larger share of the batch accumulates in several
-            passes (0: the batch split evenly over the processes, one pass each).
-        adam_beta2: AdamW's second-moment decay.
-        seed: seeds the trainer.
-        init_adapter: folder of a saved adapter (e.g. the round before) to go on training instead of a fresh LoRA;
-            the record names it by the hash of its weights.
-        max_steps: stop after this many optimizer steps (smoke runs); -1 trains the full schedule.
-        checkpoint: base model: a transformers name or path (default: the embedded SmolLM2-135M-Instruct).
-        alpha_per_rank: LoRA alpha as a multiple of the rank.
-        pack: pack rows end to end (True) or pad each batch to its longest row (False, as the rounds trained).
-        resume: continue from the last checkpoint of an interrupted run with the same output_dir.
-        test_after: benchmark on data/valid.json when done, and write the figure into the card.
-    """
-    if init_adapter and not (Path(init_adapter) / "adapter_config.json").exists():
-        raise ValueError(f"--init_adapter {init_adapter}: no saved adapter there (adapter_config.json)")
-    config = RFTConfig(output_dir=output_dir, data=str(data), epochs=epochs, learning_rate=learning_rate, rank=rank,
-                       batch_size=batch_size, device_batch=device_batch, adam_beta2=adam_beta2, seed=seed,
-                       init_adapter=init_adapter or "", max_steps=max_steps, checkpoint=checkpoint or "", alpha_per_rank=alpha_per_rank, pack=pack)
-    rows = load_rows(data, (3,), min_rows=1)
-    described = {"source": records.portable(data), "rows": len(rows), "sha256": records.sha256(data),
-                 "description": f"accepted reasoning rows of {records.portable(data)} (made by `python -m "
-                                "homework.datagen`; recipes/rft.json lists the rounds), loss on the reasoning only"}
-    previous = records.read_record(Path(output_dir))
+def _train(config: RFTConfig, resume: bool = False, test_after: bool = True) -> str | None:
+    if config.init_adapter and not (Path(config.init_adapter) / "adapter_config.json").exists():
+        raise ValueError(f"--init_adapter {config.init_adapter}: no saved adapter there (adapter_config.json)")
+    rows = training_rows(config)
+    data = records.portable(config.data)
+    described = {"source": data, "rows": len(rows), "sha256": records.sha256(config.data),
+                 "description": f"accepted reasoning rows of {data} (made by `python -m homework.datagen`; "
+                                "recipes/rft.json lists the rounds)"
+                                + (f", {config.reword:g} of the questions asked anew in composed phrasings"
+                                   if config.reword else "") + ", loss on the reasoning only"}
+    previous = records.read_record(Path(config.output_dir))
     record = training.train(config, "rft", lambda tok: encode_rows(tok, rows), described, "reasoning", resume)
-    return training.finish(record, output_dir, load, previous, test_after)
+    return training.finish(record, config.output_dir, load, previous, test_after)
+
+
+train_model = config_command(
+    RFTConfig, _train, "Train the RFT LoRA adapter on [question, answer, reasoning] rows and save it to "
+    "output_dir, then test it on data/valid.json.\n\nWith no options this is the shipped recipe (RFTConfig). "
+    "Under `accelerate launch --num_processes N` the training is data parallel; the main process saves and "
+    "tests.", training.RUN_OPTIONS)
 
 
 def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None, calculator: bool = False) -> BaseLLM:

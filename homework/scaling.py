@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .base_llm import comma_list, run_cli
+from .cli import comma_list, run_cli
 from .data import Dataset
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,9 +16,10 @@ import dataclasses
 from pathlib import Path
 
 from . import formats, phrasing, records, training
-from .base_llm import BaseLLM, comma_list, run_cli
+from .base_llm import BaseLLM
+from .cli import config_command, run_cli
 from .data import DATA_DIR, evaluate, load_rows
-from .questions import generate
+from .questions import generate, held_out_questions
 from .units import DIMENSIONS
 
 MODEL_DIR = Path(__file__).resolve().parent / "sft_model"
@@ -34,7 +35,20 @@ DIMENSION_MIX = ("time",) * 3 + ("length",) * 2 + ("volume",) * 2 + ("mass", "sp
 
 @dataclasses.dataclass
 class SFTConfig(training.TrainConfig):
-    """The SFT recipe; each default was chosen by measurement on the 2-core CPU (docs/training.md)."""
+    """The SFT recipe: these defaults are what `python -m homework.sft train` trains, measured on the 2-core CPU
+    (docs/training.md).
+
+    Args:
+        n_rows: generated training questions (ignored when --data is given).
+        dimensions: the dimensions drawn for generated rows, comma-separated; a name given twice is drawn twice
+            as often ("" or time,length,mass,volume,speed,data: all six evenly).
+        ending_every: one row in this many keeps "answer>" and EOS after "</" (1: every row).
+        data: a JSON file of [question, answer] rows instead of generated ones.
+        phrasing: mixed (half composed from parts with units-first constructions, half the 25 templates),
+            composed (all from parts, the constructions of 2026-12-01) or templates (the 25 templates).
+        decimals: share of generated rows whose quantity is a half or a tenth (0.1 to 9.9).
+        same_unit: share of generated rows between two names of one unit ("9 ml in cc").
+    """
 
     output_dir: str = str(MODEL_DIR)
     # Generated training questions. Accuracy climbs steeply with rows seen (bf16, data/valid.json, drawn evenly,
@@ -63,9 +77,6 @@ class SFTConfig(training.TrainConfig):
     same_unit: float = 0.02
 
 
-# Never a training question: the validation files and the question-family files.
-HELD_OUT_FILES = ("valid.json", "people.json", "valid_constructions.json", "valid_units_first.json",
-                  "valid_same_unit.json", "valid_decimal.json")
 PHRASINGS = ("mixed", "composed", "templates")
 
 
@@ -74,7 +85,7 @@ def training_rows(config: SFTConfig) -> list:
         return load_rows(config.data, min_rows=1)
     if config.phrasing not in PHRASINGS:
         raise ValueError(f"phrasing must be one of {', '.join(PHRASINGS)}, not {config.phrasing!r}")
-    held_out = {q for name in HELD_OUT_FILES if (DATA_DIR / name).exists() for q, *_ in load_rows(DATA_DIR / name)}
+    held_out = held_out_questions()
     if config.phrasing == "templates":  # exactly the rows the template-trained adapters saw
         held_out = {q for q, *_ in load_rows(DATA_DIR / "valid.json")}
     mixed = config.phrasing == "mixed"
@@ -104,55 +115,21 @@ def _describe(config: SFTConfig, rows: list) -> dict:
                               "tag's \"</\"" if config.ending_every > 1 else "")}
 
 
-def train_model(output_dir: str = str(MODEL_DIR), n_rows: int = SFTConfig.n_rows, epochs: float = SFTConfig.epochs,
-                learning_rate: float = SFTConfig.learning_rate, rank: int = SFTConfig.rank,
-                batch_size: int = SFTConfig.batch_size, device_batch: int = SFTConfig.device_batch,
-                adam_beta2: float = SFTConfig.adam_beta2, dimensions: str | tuple[str, ...] = DIMENSION_MIX, ending_every: int = SFTConfig.ending_every,
-                seed: int = SFTConfig.seed, data: str = "", phrasing: str = SFTConfig.phrasing, max_steps: int = -1,
-                checkpoint: str = "",
-                alpha_per_rank: int = SFTConfig.alpha_per_rank, pack: bool = True, init_adapter: str = "",
-                resume: bool = False, test_after: bool = True) -> str | None:
-    """Train the SFT LoRA adapter and save it (atomically) to output_dir, then test it on data/valid.json.
-
-    Under `accelerate launch --num_processes N` the training is data parallel; the main process saves and tests.
-
-    Args:
-        output_dir: folder for the adapter, its record.json, card, loss curve and tensorboard logs.
-        n_rows: generated training questions (ignored when --data is given).
-        epochs: passes over the rows.
-        learning_rate: peak AdamW learning rate (linear warmup over 5 % of the steps, then cosine decay).
-        rank: LoRA rank.
-        batch_size: rows per optimizer step, over all processes together.
-        device_batch: rows per device per forward pass; a larger share of the batch accumulates in several
-            passes (0: the batch split evenly over the processes, one pass each).
-        adam_beta2: AdamW's second-moment decay.
-        dimensions: the dimensions drawn for generated rows, comma-separated; a name given twice is drawn twice
-            as often ("" or time,length,mass,volume,speed,data: all six evenly).
-        ending_every: one row in this many keeps "answer>" and EOS after "</" (1: every row).
-        seed: seeds the question generator (seed + 1000) and the trainer.
-        data: a JSON file of [question, answer] rows instead of generated ones.
-        phrasing: composed (questions phrased from parts, homework/phrasing.py) or templates (the 25 templates).
-        max_steps: stop after this many optimizer steps (smoke runs); -1 trains the full schedule.
-        checkpoint: base model: a transformers name or path (default: the embedded SmolLM2-135M-Instruct).
-        alpha_per_rank: LoRA alpha as a multiple of the rank.
-        pack: pack rows end to end (True) or pad each batch to its longest row (False).
-        init_adapter: folder of a saved adapter to go on training instead of a fresh LoRA.
-        resume: continue from the last checkpoint of an interrupted run with the same output_dir.
-        test_after: benchmark on data/valid.json when done, and write the figure into the card.
-    """
-    if ending_every < 1:
-        raise ValueError(f"ending_every must be 1 or more, got {ending_every}")
-    config = SFTConfig(output_dir=output_dir, n_rows=n_rows, epochs=epochs, learning_rate=learning_rate, rank=rank,
-                       batch_size=batch_size, device_batch=device_batch, adam_beta2=adam_beta2,
-                       dimensions=comma_list(dimensions) or DIMENSIONS,
-                       ending_every=ending_every, seed=seed, data=data or "", phrasing=phrasing, max_steps=max_steps,
-                       checkpoint=checkpoint or "", alpha_per_rank=alpha_per_rank, pack=pack,
-                       init_adapter=init_adapter or "")
+def _train(config: SFTConfig, resume: bool = False, test_after: bool = True) -> str | None:
+    if config.ending_every < 1:
+        raise ValueError(f"ending_every must be 1 or more, got {config.ending_every}")
+    config = dataclasses.replace(config, dimensions=config.dimensions or DIMENSIONS)
     rows = training_rows(config)
-    previous = records.read_record(Path(output_dir))
+    previous = records.read_record(Path(config.output_dir))
     record = training.train(config, "sft", lambda tok: encode_rows(tok, rows, config.ending_every),
                             _describe(config, rows), "answer", resume)
-    return training.finish(record, output_dir, lambda d: load_adapter(Path(d)), previous, test_after)
+    return training.finish(record, config.output_dir, lambda d: load_adapter(Path(d)), previous, test_after)
+
+
+train_model = config_command(
+    SFTConfig, _train, "Train the SFT LoRA adapter and save it (atomically) to output_dir, then test it on "
+    "data/valid.json.\n\nWith no options this is the shipped recipe (SFTConfig). Under `accelerate launch "
+    "--num_processes N` the training is data parallel; the main process saves and tests.", training.RUN_OPTIONS)
 
 
 def load_adapter(model_dir: Path = MODEL_DIR, checkpoint: str | None = None) -> BaseLLM:

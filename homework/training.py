@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from . import distributed, formats, lora_step
-from .base_llm import DEFAULT_CHECKPOINT, BaseLLM, ModelUnavailable, cpu_has_bf16
+from .base_llm import DEFAULT_CHECKPOINT, BaseLLM, cpu_has_bf16
+from .cli import ModelUnavailable
 from .data import DataError, writable_dir
 from .records import PATH_FIELDS, parent_of, plot_loss, portable, portable_base, read_record, write_record
 
@@ -36,7 +37,25 @@ LOG_EVERY = 5  # steps between logged losses (the divergence guard reads these)
 
 @dataclasses.dataclass
 class TrainConfig:
-    """What every LoRA recipe sets; SFTConfig and RFTConfig add their data fields."""
+    """What every LoRA recipe sets; SFTConfig and RFTConfig add their data fields and change defaults.
+
+    Args:
+        output_dir: folder for the adapter, its record.json, card, loss curve and tensorboard logs.
+        epochs: passes over the rows.
+        learning_rate: peak AdamW learning rate (linear warmup over 5 % of the steps, then cosine decay).
+        rank: LoRA rank (ignored with --init_adapter, whose rank is kept).
+        alpha_per_rank: LoRA alpha as a multiple of the rank.
+        batch_size: rows per optimizer step, over all processes together.
+        device_batch: rows per device per forward pass; a larger share of the batch accumulates in several
+            passes (0: the batch split evenly over the processes, one pass each).
+        adam_beta2: AdamW's second-moment decay.
+        pack: pack rows end to end (True) or pad each batch to its longest row (False).
+        seed: seeds the trainer (and, for SFT, the question generator: seed + 1000).
+        max_steps: stop after this many optimizer steps (smoke runs); -1 trains the full schedule.
+        checkpoint: base model: a transformers name or path (default: the embedded SmolLM2-135M-Instruct).
+        init_adapter: folder of a saved adapter to go on training instead of a fresh LoRA (experiments; the
+            shipped recipes start from the base); the record names it by the hash of its weights.
+    """
 
     output_dir: str = ""
     epochs: float = 1.0
@@ -410,4 +429,9 @@ def load_adapter(model_dir: Path, command: str, checkpoint: str | None = None) -
     return llm
 
 
+# Options that say how to run, not what to train: `config_command` adds them after the config's fields.
+RUN_OPTIONS = (
+    ("resume", False, "continue from the last checkpoint of an interrupted run with the same output_dir."),
+    ("test_after", True, "benchmark on data/valid.json when done, and write the figure into the card."),
+)
 RESUME_HINT = "interrupted; the last checkpoint is kept: add --resume to the same train command to continue"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere as a script beside the docs
 from homework import formats, rft
-from homework.base_llm import run_cli
+from homework.cli import run_cli
 from homework.data import DATA_DIR, Dataset, evaluate, load_rows
 from homework.questions import generate, save_rows
 from homework.units import factor, format_number, parse_question

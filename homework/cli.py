@@ -1,0 +1,112 @@
+"""What every command shares, light enough to load without torch: one `error:` line for a user's mistake,
+comma-separated options, and train commands whose options are a recipe's config dataclass.
+
+    python -m homework.sft train --help     # every option, its type, default and help, read from SFTConfig
+
+A recipe's config dataclass is the one place its defaults live: `config_command` turns its fields (names,
+types, defaults) and the `Args:` lines of its docstring (and its bases') into a Fire command, so no command
+re-lists a field by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import sys
+import typing
+
+
+class ModelUnavailable(RuntimeError):
+    """The requested model cannot be loaded; the message says how to fix it."""
+
+
+def run_cli(component, on_interrupt: str = "interrupted") -> None:
+    """Fire entry point shared by the package's commands: a user's mistake is one `error:` line, not a traceback.
+
+    ValueError covers DataError and UnitError; OSError covers unreadable or unwritable paths.
+    """
+    import fire
+
+    try:
+        fire.Fire(component)
+    except (ModelUnavailable, ValueError, OSError) as err:
+        sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        print(f"\n{on_interrupt}", file=sys.stderr)
+        sys.exit(130)
+
+
+def comma_list(value) -> tuple[str, ...]:
+    """A comma-separated CLI option as names; Fire hands `--models cot,rft` over as the tuple ('cot', 'rft')."""
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return tuple(str(p).strip() for p in parts if str(p).strip())
+
+
+def field_help(config_cls) -> dict[str, str]:
+    """Each field's help: the `name: text` lines under `Args:` in the docstrings of the class and its bases."""
+    helps: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):
+        doc = inspect.getdoc(cls) if "__doc__" in vars(cls) else None
+        if not doc or "Args:" not in doc:
+            continue
+        name = None
+        for line in doc.split("Args:", 1)[1].splitlines():
+            found = re.match(r"\s{4}(\w+): (.*)", line)
+            if found:
+                name = found.group(1)
+                helps[name] = found.group(2).strip()
+            elif name and line.startswith(" " * 8):
+                helps[name] += " " + line.strip()
+            elif line.strip():
+                name = None
+    return helps
+
+
+def _coerce(value, kind, name: str):
+    """A Fire-parsed value as the field's type: `--epochs 1` is 1.0, `--dimensions time,mass` a tuple."""
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ValueError(f"--{name} must be True or False, not {value!r}")
+        return value
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+            raise ValueError(f"--{name} must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
+        return kind(value)
+    if typing.get_origin(kind) is tuple:
+        return comma_list(value) if value not in ("", None) else ()
+    return "" if value is None else str(value)
+
+
+def config_command(config_cls, run, summary: str, extra: tuple[tuple[str, object, str], ...] = ()):
+    """A command whose options are `config_cls`'s fields, then `extra` ones (name, default, help) that say how
+    to run rather than what to train; it calls `run(config, **extra_options)`.
+
+    The command's signature and `--help` come from the dataclass: a new field is a new option, with its default.
+    """
+    hints = typing.get_type_hints(config_cls)
+    helps = field_help(config_cls)
+    fields = dataclasses.fields(config_cls)
+    missing = [f.name for f in fields if f.name not in helps]
+    if missing:
+        raise TypeError(f"{config_cls.__name__}: no Args line for {', '.join(missing)}")
+    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+              for f in fields]
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=type(default))
+               for name, default, _ in extra]
+
+    def command(**options):
+        unknown = set(options) - {p.name for p in params}
+        if unknown:
+            raise ValueError(f"unknown option --{sorted(unknown)[0]}")
+        run_options = {name: _coerce(options.pop(name, default), type(default), name) for name, default, _ in extra}
+        values = {f.name: _coerce(options[f.name], hints[f.name], f.name) for f in fields if f.name in options}
+        return run(config_cls(**values), **run_options)
+
+    lines = [f"    {f.name}: {helps[f.name]}" for f in fields] + [f"    {name}: {text}" for name, _, text in extra]
+    command.__signature__ = inspect.Signature(params)
+    command.__doc__ = f"{summary}\n\nArgs:\n" + "\n".join(lines)
+    command.__name__ = command.__qualname__ = "train"
+    return command
