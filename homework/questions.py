@@ -262,13 +262,15 @@ def family_files(n: int = FAMILY_ROWS, seed: int = 6) -> dict[str, list]:
 
     valid_units_first: both units before the quantity ("the {src} to {dst} conversion of {q} units"), in
         phrasing.HELD_OUT_UNITS_FIRST; valid_same_unit: two names of one unit ("9 ml in cc"), quantities 1..10,
-        in phrasing.HELD_OUT_CONSTRUCTIONS; valid_decimal: halves and tenths from 0.1 to 9.9 in HELD_OUT_TEMPLATES.
+        in those of phrasing.HELD_OUT_CONSTRUCTIONS that are no training template; valid_decimal: halves and tenths from 0.1 to 9.9 in HELD_OUT_TEMPLATES.
     """
     rng = random.Random(seed)
     units_first = phrasing.reword(generate(n, seed), seed, phrasing.HELD_OUT_UNITS_FIRST, varied=True)
     same = [[Conversion(float(rng.randint(LOW, HIGH)), u, u), None] for u in
             (rng.choice(SYNONYM_UNITS) for _ in range(n // 2))]
-    same_unit = [[phrasing.compose(c, rng, phrasing.HELD_OUT_CONSTRUCTIONS, varied=True), c.quantity] for c, _ in same]
+    # "what does {q} {src} come to in {dst}" is held out of composed rows but is also one of the 25 TEMPLATES
+    held = tuple(c for c in phrasing.HELD_OUT_CONSTRUCTIONS if c not in {t.lower().rstrip("?.") for t in TEMPLATES})
+    same_unit = [[phrasing.compose(c, rng, held, varied=True), c.quantity] for c, _ in same]
     decimal = []
     while len(decimal) < n:
         src, dst = _pair(rng)
