@@ -1,7 +1,7 @@
 """Rejection-sampling fine-tuning: LoRA on question + the model's own accepted reasoning + answer.
 
-    python -m homework.datagen data/rft.json    # sample and filter reasoning first
-    python -m homework.rft train                # trains homework/rft_model from data/rft.json, then tests
+    python -m homework.rft train                # the shipped recipe: homework/rft_model from data/rft.json, then tests
+    python -m homework.datagen data/rft.json    # (data/rft.json is committed) sample and filter more reasoning
     python -m homework.rft test                 # accuracy on data/valid.json
     python -m homework.rft test --calculator    # the same with calculator decoding (homework/calculator.py)
     python -m homework.rft misses data/valid_wide.json --calculator   # each wrong answer traced to its cause
@@ -23,7 +23,7 @@ from .cli import config_command, run_cli
 from .data import DATA_DIR, Dataset, evaluate, load_rows
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
-TRAIN_COMMAND = "python -m homework.datagen data/rft.json && python -m homework.rft train"
+TRAIN_COMMAND = "python -m homework.rft train"  # on the committed data/rft.json (homework.datagen made it)
 MAX_NEW_TOKENS = 64  # a reasoning line: fact, product, answer
 
 

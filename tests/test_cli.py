@@ -43,3 +43,46 @@ def test_train_help_is_readable_without_a_model():
     text = out.stdout + out.stderr
     assert "--learning_rate" in text and "peak AdamW learning rate" in text, text[-500:]
     assert "Loading weights" not in text
+
+
+@pytest.mark.parametrize("config,train", [(sft.SFTConfig, sft.train_model), (rft.RFTConfig, rft.train_model)])
+def test_train_options_are_the_config_fields_with_their_defaults(config, train):
+    """No hand-copied signature: the options are the dataclass's fields, in order, with its defaults."""
+    import dataclasses
+
+    from homework import training
+
+    params = inspect.signature(train).parameters
+    fields = dataclasses.fields(config)
+    assert list(params) == [f.name for f in fields] + [name for name, _, _ in training.RUN_OPTIONS]
+    assert all(params[f.name].default == f.default for f in fields)
+
+
+@pytest.mark.parametrize("value,kind,expected", [
+    (1, float, 1.0),  # Fire reads `--epochs 1` as an int
+    ("time,mass", tuple[str, ...], ("time", "mass")),  # a comma list as typed
+    (("time", "mass"), tuple[str, ...], ("time", "mass")),  # Fire's own tuple for a comma list
+    ("", tuple[str, ...], ()),  # empty: the recipe's fallback
+    ("False", bool, False),  # a quoted boolean
+    (None, str, ""),  # `--checkpoint None`
+    (16.0, int, 16),  # a whole float is a whole number
+])
+def test_option_values_take_the_field_type(value, kind, expected):
+    from homework.cli import _coerce
+
+    assert _coerce(value, kind, "x") == expected
+
+
+@pytest.mark.parametrize("value,kind", [("abc", float), (2.5, int), ("yes", bool), (True, int)])
+def test_a_wrong_option_type_is_refused(value, kind):
+    from homework.cli import _coerce
+
+    with pytest.raises(ValueError, match="--x must be"):
+        _coerce(value, kind, "x")
+
+
+def test_a_bad_train_option_is_one_error_line():
+    out = subprocess.run([sys.executable, "-m", "homework.rft", "train", "--epochs", "abc"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == "error: --epochs must be a number, not 'abc'"
+    assert "Traceback" not in out.stderr

@@ -20,6 +20,11 @@ def test_rft_plan_chains_each_round_to_the_one_before():
         assert started == (f"/w/round{i - 1}/rft_model" if i >= 10 else None), f"round {i}"  # 10-20 go on
         assert argv[argv.index("--test_after") + 1] == "False"
     assert trains[-1][trains[-1].index("--data") + 1] == "/w/rft_reworded.json", "round 20 trains on reworded rows"
+    assert not any(key == "round21 train" for key, _ in steps), "round 21 only samples"
+    ship = dict(steps)["ship train"]
+    assert ship[2:6] == ["homework.rft", "train", "--output_dir", "/w/ship/rft_model"] and "--init_adapter" not in ship
+    assert ship[6:] == ["--data", "/w/rft.json"], "the shipped adapter: the defaults, from the base, on all rows"
+    assert dict(steps)["install adapter"] == ["install", "/w/ship/rft_model", str(REPO / "homework" / "rft_model")]
     samplers = [argv for key, argv in steps if " datagen " in key]
     assert "--model" not in samplers[0], "round 1 samples the CoT model"
     assert all(argv[argv.index("--model_dir") + 1].startswith("/w/round") for argv in samplers[1:])
@@ -30,9 +35,16 @@ def test_rft_plan_chains_each_round_to_the_one_before():
     assert [key for key, _ in steps[-2:]] == ["install adapter", "install rows"]
 
 
+def test_sft_recipe_is_the_bare_train_command():
+    """recipes/sft.json holds no default: its one step is `python -m homework.sft train`, then the install."""
+    steps = recipe.plan(json.loads((REPO / "recipes" / "sft.json").read_text()), Path("/w"))
+    assert [key for key, _ in steps] == ["ship train", "install adapter"]
+    assert steps[0][1][2:] == ["homework.sft", "train", "--output_dir", "/w/ship/sft_model"]
+
+
 def test_plan_only_prints_every_command_and_runs_none(tmp_path):
     out = recipe.run(str(REPO / "recipes" / "rft.json"), work_dir=str(tmp_path / "w"), plan_only=True)
-    assert out.count("python -m homework.rft train") == 20 and out.count("python -m homework.questions make") == 24
+    assert out.count("python -m homework.rft train") == 21 and out.count("python -m homework.questions make") == 25
     assert not (tmp_path / "w").exists(), "planning must not create or run anything"
 
 

@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,22 +28,60 @@ def test_committed_record_is_portable_and_complete(kind, config):
     assert not (folder / "prompt_format.json").exists()
 
 
-def test_rft_record_names_its_data_and_parents_by_hash():
+@pytest.mark.parametrize("kind", ["sft", "rft"])
+def test_committed_adapter_is_the_default_command_from_the_base(kind):
+    """The shipped adapter is exactly what the bare train command makes: no parent, no option off its default."""
+    record = records.read_record(REPO / "homework" / f"{kind}_model")
+    assert record["parent"] is None and record["config"]["init_adapter"] == ""
+    assert records.short_command(record) == f"python -m homework.{kind} train"
+    assert f"Made by `python -m homework.{kind} train`, in one run from the base model" in records.card(record)
+    assert record["run"].get("machine"), "the machine is recorded at training time"
+    assert record.get("test", "").startswith("benchmark_result.accuracy=")
+
+
+def test_rft_record_names_its_data_by_hash():
     record = records.read_record(REPO / "homework" / "rft_model")
     data = REPO / record["config"]["data"]
     assert record["data"]["sha256"] == records.sha256(data)
     assert record["data"]["rows"] == len(json.loads(data.read_text()))
-    lineage = record["parent"]["lineage"]
-    assert [p.get("round") for p in lineage] == list(range(9, 20)), "rounds 9-19 behind the committed adapter"
-    assert lineage[-1]["sha256"] == record["parent"]["sha256"]
     rounds = json.loads((REPO / "data" / "rft.rounds.json").read_text())["rounds"]
     assert len(rounds) == len(json.loads((REPO / "data" / "rft.json").read_text())) and all(rounds.values())
 
 
-def test_sft_record_names_its_parent_and_how_to_get_it():
-    record = records.read_record(REPO / "homework" / "sft_model")
-    assert record["config"]["phrasing"] == "composed" and record["parent"]["command"].endswith("--phrasing templates")
-    assert record["config"]["init_adapter"] == "runs/sft/templates/sft_model", "the path recipes/sft.json trains it to"
+@pytest.mark.parametrize("kind", ["sft", "rft"])
+def test_records_show_runs_on_each_committed_adapter(kind):
+    out = subprocess.run([sys.executable, "-m", "homework.records", "show", f"homework/{kind}_model"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-800:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"python -m homework.{kind} train", lines[:2]
+    assert any(line.startswith("test: benchmark_result.accuracy=") for line in lines)
+    assert "parent: none (trained from the base model)" in lines
+
+
+def test_records_show_reads_a_chained_record_and_refuses_a_folder_without_one(tmp_path):
+    """A record whose parent has a lineage (an experiment going on from another adapter) shows each by hash."""
+    record = {"kind": "sft", "config": {"n_rows": 100, "learning_rate": 5e-4, "init_adapter": "runs/a"},
+              "data": {"source": "generated", "rows": 100}, "test": "",
+              "run": {"steps": 7, "train_minutes": 0.1, "dtype": "float32", "device": "cpu", "threads": 2,
+                      "machine": "x86_64"},
+              "parent": {"sha256": "ab" * 32, "lineage": [{"sha256": "ab" * 32, "command": "python -m homework.sft train"}]}}
+    (tmp_path / records.RECORD_FILE).write_text(json.dumps(record))
+    out = records.show(str(tmp_path))
+    assert out.splitlines()[0] == "python -m homework.sft train --learning_rate 0.0005 --init_adapter runs/a --n_rows 100"
+    assert f"  {'ab' * 32}: python -m homework.sft train" in out and "test: not tested" in out
+    with pytest.raises(ValueError, match="no record.json"):
+        records.show(str(tmp_path / "none"))
+
+
+@pytest.mark.parametrize("previous,record,line", [
+    ({}, {"test": "benchmark_result.accuracy=0.9500 x"}, "replaced: nothing (new 0.9500)"),  # a first train
+    ({"test": "benchmark_result.accuracy=0.9830 x"}, {"test": "benchmark_result.accuracy=0.9500 x"},
+     "replaced: an adapter with valid accuracy 0.9830 (new 0.9500)"),  # a worse adapter replaced a better one
+    ({"kind": "sft"}, {}, "replaced: an adapter with valid accuracy never recorded (new not tested)"),
+])
+def test_train_says_what_it_replaced(previous, record, line):
+    assert training.replaced_line(previous, record) == line
 
 
 def test_an_unknown_format_is_refused(tmp_path):

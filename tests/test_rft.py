@@ -35,8 +35,8 @@ def test_round_trip(tiny_checkpoint, tmp_path, fp32):
     assert "rft" in (out / "README.md").read_text().lower()
 
 
-def test_missing_adapter_names_the_commands(tmp_path):
-    with pytest.raises(ModelUnavailable, match="python -m homework.datagen data/rft.json"):
+def test_missing_adapter_names_the_train_command(tmp_path):
+    with pytest.raises(ModelUnavailable, match="run: python -m homework.rft train"):
         rft.load(tmp_path / "rft_model")
 
 

@@ -133,7 +133,9 @@ def test_training_writes_adapter_card_and_curve(trained):
                    f"--adam_beta2 {sft.SFTConfig.adam_beta2:g}", f"--dimensions {','.join(sft.DIMENSION_MIX)}",
                    f"--ending_every {sft.SFTConfig.ending_every}", "--pack True", "--seed 0", "--max_steps 4"):
         assert f" {option} " in command + " ", option
-    assert f"Made by `{command}`;" in (trained / "README.md").read_text()
+    card = (trained / "README.md").read_text()
+    assert f"Every setting spelled out, should a default change: `{command}`" in card
+    assert "Made by `python -m homework.sft train --learning_rate 0.01 --batch_size 8 --max_steps 4" in card
     config = json.loads((trained / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == record["base_model"], "the record's name, not a cache folder"
 
