@@ -132,7 +132,7 @@ class CleanRoom:
             (clean / "record.json").write_text(json.dumps({
                 "kind": kind, "base_model": DEFAULT_CHECKPOINT,
                 "format": {"prompt": "question", "completion": COMPLETION[kind]}}))
-            llm = (sft.load_adapter if kind == "sft" else rft.load)(clean, checkpoint=DEFAULT_CHECKPOINT)
+            llm = (sft if kind == "sft" else rft).load(clean, checkpoint=DEFAULT_CHECKPOINT)
         return llm, tensors
 
     def cot_answers(self, prompts: list[str]) -> list[float]:

@@ -297,7 +297,8 @@ def grade(target: str | Path, n_questions: int = N_QUESTIONS, timeout: float = C
             if not (parent / "homework" / "__init__.py").exists():
                 raise BundleError(f"{target}: no homework package here")
         valid = [row[:2] for row in load_rows(DATA_DIR / "valid.json")[:n_questions]]
-        # fresh questions: drawn now with a random seed, never written to disk, never seen by the package
+        # fresh questions: drawn now with a random seed, so never in a file the package shipped with; a case's
+        # request.json in the sandbox holds the ones that case asks
         fresh = generate(n_questions, seed=random.SystemRandom().randrange(2**31) if seed is None else seed)
         results = []
         stages = [c for c in ("generate", "batched_generate", "cot", "sft", "rft") if c in cases]

@@ -3,9 +3,9 @@
     python -m homework.cot test                  # 100 validation questions
 
 The prompt is a chat: short instructions, worked examples, then the question. Because a 135M model cannot
-recall conversion factors, each question comes with the one fact it needs in front ("1 meter = 3.28 feet.
-How many ..."), which the units registry reads from the question text alone, never from a stored answer
-(`formats.with_hint`, the same hint RFT sampling uses).
+recall conversion factors, each question comes with the one fact it needs on a line after it ("How many ...?
+Fact: 1 meter = 3.28 feet"), which the units registry reads from the question text alone, never from a stored
+answer (`formats.with_hint`, the same hint RFT sampling uses).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .formats import question_prompt, with_hint, worked_answer
 
 INSTRUCTIONS = ("You convert units. Use the fact given, multiply the quantity by it, and be concise. "
                 "End with the result inside <answer></answer>.")
-# Worked examples follow DOMAIN conventions; their quantities and units are not tied to any validation row.
+# Worked examples follow the unit conventions of docs/units.md; their quantities and units are not tied to any validation row.
 EXAMPLES = (
     ("How many grams are in 3 kilograms?", "kilogram", "gram", 3.0),
     ("How many weeks is 8 days?", "day", "week", 8.0),

@@ -131,6 +131,6 @@ def check(split: str = "valid") -> str:
 
 
 if __name__ == "__main__":
-    import fire
+    from .cli import run_cli
 
-    fire.Fire({"check": check})
+    run_cli({"check": check})

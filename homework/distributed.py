@@ -1,6 +1,6 @@
 """One job over several processes under `accelerate launch`: who this process is, and what each one does.
 
-    accelerate launch --cpu --num_processes 2 -m homework.sft train      # data parallel on the CPU (gloo)
+    accelerate launch --multi_gpu --num_processes 2 -m homework.sft train   # data parallel on the CPU (gloo)
     accelerate launch --num_processes 4 -m homework.rft train            # four GPUs (NCCL)
     accelerate launch --num_processes 4 -m homework.datagen data/rft.json --model rft   # questions sharded
 

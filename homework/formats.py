@@ -192,7 +192,10 @@ def miss_cause(question: str, reasoning: str) -> str:
     found = list(_PRODUCT_SET_UP.finditer(reasoning))
     if not found:
         return "no product"
-    conv = parse_question(question)  # reasoning_fault parsed it already
+    try:  # reasoning_fault returns "shape" before it parses the question, so it may not read
+        conv = parse_question(question)
+    except UnitError:
+        return "question not understood"
     a, b = float(found[-1]["a"]), float(found[-1]["b"])
     if conv.quantity not in (a, b):
         return "quantity"
@@ -243,6 +246,6 @@ def show(question: str) -> str:
 
 
 if __name__ == "__main__":
-    import fire
+    from .cli import run_cli
 
-    fire.Fire({"show": show})
+    run_cli({"show": show})

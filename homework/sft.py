@@ -123,7 +123,7 @@ def _train(config: SFTConfig, resume: bool = False, test_after: bool = True) -> 
     previous = records.read_record(Path(config.output_dir))
     record = training.train(config, "sft", lambda tok: encode_rows(tok, rows, config.ending_every),
                             _describe(config, rows), "answer", resume)
-    return training.finish(record, config.output_dir, lambda d: load_adapter(Path(d)), previous, test_after)
+    return training.finish(record, config.output_dir, load, previous, test_after)
 
 
 train_model = config_command(
@@ -132,14 +132,11 @@ train_model = config_command(
     "--num_processes N` the training is data parallel; the main process saves and tests.", training.RUN_OPTIONS)
 
 
-def load_adapter(model_dir: Path = MODEL_DIR, checkpoint: str | None = None) -> BaseLLM:
-    llm = training.load_adapter(model_dir, TRAIN_COMMAND, checkpoint)
+def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None) -> BaseLLM:
+    """The SFT adapter on its base model (the base named in its record, unless `checkpoint` is given)."""
+    llm = training.load_adapter(Path(model_dir), TRAIN_COMMAND, checkpoint)
     llm.max_new_tokens = ANSWER_TOKENS
     return llm
-
-
-def load() -> BaseLLM:
-    return load_adapter(MODEL_DIR)
 
 
 def test(split: str = "valid", max_question: int | None = None, model_dir: str = str(MODEL_DIR)) -> str:
@@ -150,7 +147,7 @@ def test(split: str = "valid", max_question: int | None = None, model_dir: str =
         max_question: only the first N questions (default: all).
         model_dir: adapter folder to test (default: homework/sft_model).
     """
-    return evaluate(load_adapter(Path(model_dir)), split, max_question)
+    return evaluate(load(model_dir), split, max_question)
 
 
 def speed(steps: int = 8, rows: int = 512) -> str:

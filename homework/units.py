@@ -1,6 +1,6 @@
 """Units registry: the units questions use, the words people write for them, and the true conversions.
 
-Truth comes from pint, with DOMAIN conventions layered on top where pint differs (pint's `ton` is the
+Truth comes from pint, with the conventions of docs/units.md layered on top where pint differs (pint's `ton` is the
 short ton, its `year` the Julian year, its `decade` a logarithmic unit and it has no `KB`), so every unit
 below is written as an explicit pint expression. Try it: `python -m homework.units convert 7 meter foot`.
 """
@@ -15,7 +15,7 @@ from functools import lru_cache
 import pint
 
 _UREG = pint.UnitRegistry()
-_YEAR = "365.24219878125 * day"  # mean tropical year (DOMAIN.md)
+_YEAR = "365.24219878125 * day"  # mean tropical year (docs/units.md)
 
 
 @dataclass(frozen=True)
@@ -304,6 +304,6 @@ def main_convert(quantity: float, src: str, dst: str) -> str:
 
 
 if __name__ == "__main__":
-    import fire
+    from .cli import run_cli
 
-    fire.Fire({"convert": main_convert})
+    run_cli({"convert": main_convert})

@@ -196,6 +196,8 @@ MISSES = [
     ("Please convert 0.7 mins to centuries.", "1.9e-8 = 0.7 * 1.9e-8 = 1.4e-8. <answer>1.4e-8</answer>", "product"),
     # off the shape, quantity, fact and product right, yet the answer is another number
     (Q, "7 meters = 7 * 3.28 = 22.96. <answer>40</answer>", "answer is not the product"),
+    # off the shape, a product set up, and a question the registry cannot read (raised UnitError before)
+    ("How many zorks are in 7 blips?", "7 blips = 7 * 3 = 21. <answer>21</answer>", "question not understood"),
 ]
 
 

@@ -218,7 +218,7 @@ def test_accelerate_sft_train_two_processes_matches_one(tmp_path, tiny_checkpoin
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
-    llm = sft.load_adapter(two, checkpoint=tiny_checkpoint)
+    llm = sft.load(two, checkpoint=tiny_checkpoint)
     assert type(llm.model).__name__ == "PeftModelForCausalLM"
     assert llm.answer("How many feet are in 7 meters?")  # the saved adapter decodes
 

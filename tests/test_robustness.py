@@ -41,7 +41,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_checkpoint, tmp_p
     assert (out / "adapter_model.safetensors").exists() and not work.exists()
     steps = [s for s, _ in json.loads((out / "loss.json").read_text())]
     assert steps[0] <= reached < steps[-1], "the loss log should span the kill"
-    sft.load_adapter(out, checkpoint=tiny_checkpoint)
+    sft.load(out, checkpoint=tiny_checkpoint)
 
 
 def test_resume_skips_a_checkpoint_cut_short(tmp_path):
@@ -80,7 +80,7 @@ def test_interrupted_save_never_leaves_a_half_adapter(adapter, tiny_checkpoint, 
         sft.train_model(output_dir=str(adapter), checkpoint=tiny_checkpoint, n_rows=32, batch_size=8, max_steps=2,
                         learning_rate=5e-2, seed=1, test_after=False)
     monkeypatch.setattr(training.os, "replace", real_replace)
-    llm = sft.load_adapter(adapter, checkpoint=tiny_checkpoint)  # the previous adapter, whole
+    llm = sft.load(adapter, checkpoint=tiny_checkpoint)  # the previous adapter, whole
     old = adapter.with_name(adapter.name + ".old")
     where = adapter if (adapter / "adapter_model.safetensors").exists() else old
     assert (where / "adapter_model.safetensors").read_bytes() == before and llm is not None

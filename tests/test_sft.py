@@ -141,7 +141,7 @@ def test_training_writes_adapter_card_and_curve(trained):
 
 
 def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
-    llm = sft.load_adapter(trained)  # the base comes from the adapter's record: the tiny model
+    llm = sft.load(trained)  # the base comes from the adapter's record: the tiny model
     base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.float32)
     base_sd = base.state_dict()
     loaded = dict(llm.model.named_parameters())
@@ -158,7 +158,7 @@ def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
     assert len(saved) == len([n for n in loaded if "lora_" in n])
     # reload gives identical logits
     ids = llm.tokenizer("How many feet are in 7 meters?", return_tensors="pt").input_ids
-    again = sft.load_adapter(trained, checkpoint=tiny_checkpoint)
+    again = sft.load(trained, checkpoint=tiny_checkpoint)
     with torch.no_grad():
         assert torch.equal(llm.model(ids).logits, again.model(ids).logits)
         assert not torch.equal(llm.model(ids).logits, base(ids).logits), "adapter has no effect"
@@ -166,13 +166,13 @@ def test_lora_semantics_and_round_trip(trained, tiny_checkpoint, fp32):
 
 def test_missing_adapter_names_train_command(tmp_path):
     with pytest.raises(ModelUnavailable, match="python -m homework.sft train"):
-        sft.load_adapter(tmp_path / "sft_model")
+        sft.load(tmp_path / "sft_model")
 
 
 def test_adapter_for_another_base_is_refused(trained, tmp_path):
     # the tiny model's adapter has the wrong shapes for the embedded 135M model
     with pytest.raises(ModelUnavailable, match="does not fit this base model.*python -m homework.sft train"):
-        sft.load_adapter(trained, checkpoint=DEFAULT_CHECKPOINT)
+        sft.load(trained, checkpoint=DEFAULT_CHECKPOINT)
 
 
 # logged losses (every 5 steps) of the round-10 RFT run at learning rate 2e-3: healthy, then diverged

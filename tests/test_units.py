@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 
 from homework.units import BY_NAME, UNITS, UnitError, convert, factor, format_number, parse_question
 
-# (quantity, src, dst, value worked out by hand from DOMAIN.md's conventions)
+# (quantity, src, dst, value worked out by hand from the conventions of docs/units.md)
 TRUTH = [
     (7, "meter", "foot", 7 / 0.3048),                         # foot = 0.3048 m exactly
     (3, "kilogram", "pound", 3000 / 453.59237),               # pound = 453.59237 g
