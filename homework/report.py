@@ -1,6 +1,6 @@
 """Evaluate every model present and write a markdown table and charts.
 
-    python -m homework.report                          # CoT, SFT, RFT on data/valid.json, valid_wide.json, valid_reworded.json
+    python -m homework.report                          # CoT, SFT, RFT (+ calculator) on every validation and family file
     python -m homework.report --max_question 200       # a quicker look
     python -m homework.report --models sft,rft --splits valid
 
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "report"
 MODELS = ("cot", "sft", "rft", "rft_calculator")
 LABELS = {"rft_calculator": "RFT + calculator"}  # the RFT adapter decoding with homework/calculator.py
-SPLITS = ("valid", "valid_wide", "valid_reworded", "valid_constructions", "people")
+SPLITS = ("valid", "valid_wide", "valid_reworded", "valid_constructions", "people", "valid_units_first", "valid_same_unit",
+          "valid_decimal")
 
 
 def dimension_of(question: str) -> str:

@@ -20,9 +20,12 @@ def test_empty_list_gives_empty_result(tiny_llm):
 
 def test_shapes_and_sampling(tiny_llm):
     flat = tiny_llm.batched_generate(QUESTIONS[:2])
+    torch.manual_seed(0)
     nested = tiny_llm.batched_generate(QUESTIONS[:2], num_return_sequences=3, temperature=1.0)
-    assert len(flat) == 2 and all(isinstance(t, str) for t in flat)
+    assert len(flat) == 2 and all(isinstance(t, str) and t for t in flat), "greedy text for each prompt"
     assert [len(x) for x in nested] == [3, 3]
+    assert len({t for x in nested for t in x}) > 1, "sampling at temperature 1 gave one text six times"
+    assert flat == tiny_llm.batched_generate(QUESTIONS[:2]), "greedy decoding is deterministic"
 
 
 def test_chunking_matches_one_batch(tiny_llm, monkeypatch):
@@ -35,9 +38,18 @@ def test_batched_equals_sequential_tiny(tiny_llm):
     assert tiny_llm.batched_generate(QUESTIONS) == [tiny_llm.generate(q) for q in QUESTIONS]
 
 
-def test_answer_returns_floats(tiny_llm):
-    answers = tiny_llm.answer(*QUESTIONS[:2])
-    assert len(answers) == 2 and all(isinstance(a, float) for a in answers)
+def test_answer_parses_what_the_model_wrote(tiny_llm, monkeypatch):
+    """answer() formats each question, decodes them in one batch and parses each text: a number, else NaN."""
+    seen = []
+
+    def decoded(prompts, **_):
+        seen.extend(prompts)
+        return ["<answer>22.9659</answer>", "no tag here", "1 hour = 60 minutes. <answer>1.2e2</answer>"]
+
+    monkeypatch.setattr(tiny_llm, "batched_generate", decoded)
+    answers = tiny_llm.answer(*QUESTIONS[:3])
+    assert answers[0] == 22.9659 and answers[1] != answers[1] and answers[2] == 120.0
+    assert seen == [tiny_llm.format_prompt(q) for q in QUESTIONS[:3]], "each question formatted, in order"
 
 
 def test_missing_model_package_names_the_install_command():

@@ -72,9 +72,8 @@ def test_rows_stop_at_their_own_points_and_the_others_go_on(monkeypatch):
 def test_stop_criterion_flags_only_rows_ending_in_a_product(tokenizer):
     texts = ["Q? 1 m = 3.28 ft, so 7 m = 7 * 3.28 =", "Q? 1 m = 3.28 ft", "Q? 7 * ="]
     ids = tokenizer(texts, padding=True, return_tensors="pt", padding_side="left").input_ids
-    width = tokenizer(["Q?"], return_tensors="pt").input_ids.shape[1]
     flags = calculator.StopAtProduct(tokenizer, ids.shape[1] - 16)(ids, None)
-    assert flags.tolist() == [True, False, False] and width >= 1
+    assert flags.tolist() == [True, False, False]
 
 
 @pytest.mark.slow

@@ -25,13 +25,21 @@ def test_round_trip(tiny_checkpoint, tmp_path, fp32):
     out = tmp_path / "rft_model"
     rft.train_model(output_dir=str(out), data=str(data), checkpoint=tiny_checkpoint, max_steps=3, batch_size=4,
                     learning_rate=1e-2, test_after=False)
-    a, b = rft.load(out, checkpoint=tiny_checkpoint), rft.load(out, checkpoint=tiny_checkpoint)
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    a = rft.load(out, checkpoint=tiny_checkpoint)
     assert a.max_new_tokens == rft.MAX_NEW_TOKENS
     record = json.loads((out / "record.json").read_text())
     assert record["kind"] == "rft" and record["format"]["completion"] == "reasoning"  # not the SFT answer-only format
+    saved = load_file(out / "adapter_model.safetensors")
+    loaded = {k.replace(".default", ""): v for k, v in a.model.state_dict().items() if "lora_" in k}
+    assert set(saved) == set(loaded) and all(torch.equal(saved[k], loaded[k]) for k in saved), "the saved weights"
+    assert any(v.abs().sum() > 0 for k, v in saved.items() if "lora_B" in k), "lora_B trained away from zero"
     ids = a.tokenizer("Convert 3 kg to pounds.", return_tensors="pt").input_ids
+    base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.float32).eval()
     with torch.no_grad():
-        assert torch.equal(a.model(ids).logits, b.model(ids).logits)
+        assert not torch.allclose(a.model(ids).logits, base(ids).logits), "the adapter is attached and active"
     assert "rft" in (out / "README.md").read_text().lower()
 
 
