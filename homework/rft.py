@@ -45,6 +45,9 @@ class RFTConfig(training.TrainConfig):
     # 0.999 let SFT's loss spike (grad norm 9-54); 0.95 held it and scored higher there (docs/training.md).
     adam_beta2: float = 0.95
     batch_size: int = 16
+    # Rows packed end to end, as SFT trains: reasoning rows run 40-90 tokens, so padding a batch to its longest
+    # row spends about a fifth of a step on padding; the loss is the padded batch's (tests/test_sft.py).
+    pack: bool = True
     # Share of rows whose question is asked anew in composed phrasings (phrasing.TRAINING_CONSTRUCTIONS, units
     # first among them) at training time; the reasoning, the model's own sampled text, depends only on the
     # conversion and stays. The rest keep datagen's template wording, as course-style questions are written.
