@@ -99,25 +99,46 @@ def _markdown(results: list[dict], when: str, machine: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+CHART_COLUMNS = 3  # panels a row: eight splits fit a 3 x 3 grid that reads at the README's width
+
+
 def _plot_dimensions(results: list[dict], path: Path) -> None:
+    """One panel a split, in a grid, bars by dimension for each model, each model's accuracy under the split's
+    name; one legend for all, below the panels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    splits = list(dict.fromkeys(r["split"] for r in results))
-    fig, axes = plt.subplots(1, max(len(splits), 1), figsize=(6 * max(len(splits), 1), 3.5), squeeze=False)
-    for ax, split in zip(axes[0], splits):
-        rows = [r for r in results if r["split"] == split]
-        width = 0.8 / max(len(rows), 1)
-        for i, r in enumerate(rows):
+    splits = list(dict.fromkeys(r["split"] for r in results)) or ["(none)"]
+    models = list(dict.fromkeys(r["model"] for r in results))
+    columns = min(CHART_COLUMNS, len(splits))
+    rows_n = -(-len(splits) // columns)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(4.2 * columns, 2.6 * rows_n + 0.8), squeeze=False,
+                             sharey=True)
+    colors = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(models)}
+    width = 0.8 / max(len(models), 1)
+    for ax, split in zip(axes.flat, splits):
+        overall = []
+        for i, model in enumerate(models):
+            found = [r for r in results if r["split"] == split and r["model"] == model]
+            if not found:
+                continue
+            r = found[0]
             xs = [j + i * width for j in range(len(DIMENSIONS))]
-            ax.bar(xs, [r["by_dimension"].get(d, 0) for d in DIMENSIONS], width,
-                   label=f"{r['model'].upper()} ({r['accuracy']:.2f})")
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(DIMENSIONS))], DIMENSIONS)
-        ax.set(ylim=(0, 1), ylabel="accuracy", title=f"{split}: accuracy by dimension")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+            ax.bar(xs, [r["by_dimension"].get(d, 0) for d in DIMENSIONS], width, color=colors[model])
+            overall.append(f"{LABELS.get(model, model.upper())} {r['accuracy']:.2f}")
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(DIMENSIONS))], DIMENSIONS, fontsize=7)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{split}\n" + ", ".join(overall), fontsize=8)
+    for ax in axes.flat[len(splits):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in models]
+    fig.legend(handles, [LABELS.get(m, m.upper()) for m in models], loc="lower center", ncol=len(models),
+               fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.5 / (2.6 * rows_n + 0.8), 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
