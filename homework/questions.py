@@ -254,6 +254,15 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
     return f"wrote {n} rows to {out}"
 
 
+# The held-out constructions that are no training template: "what does {q} {src} come to in {dst}" is held out
+# of composed rows, and so of data/valid_constructions.json, but it is also one of the 25 TEMPLATES.
+SAME_UNIT_CONSTRUCTIONS = tuple(c for c in phrasing.HELD_OUT_CONSTRUCTIONS
+                                if c not in {t.lower().rstrip("?.") for t in TEMPLATES})
+# The held-out templates that no composed row can write: a wrapper and a construction make "Quick question: 5 kg
+# in lb?" and "Please tell me 10 mi in feet." too, so those two are no held-out wording for a composed-trained model.
+DECIMAL_TEMPLATES = tuple(t for t in HELD_OUT_TEMPLATES if not any(
+    t.lower().rstrip("?.") == (before + c + after).lower()
+    for before, after in phrasing.WRAPPERS for c in phrasing.TRAINING_CONSTRUCTIONS))
 FAMILY_ROWS = 400  # rows of each question-family file: a 0.95 accuracy within about +-0.011 (one s.e.)
 
 
@@ -262,20 +271,18 @@ def family_files(n: int = FAMILY_ROWS, seed: int = 6) -> dict[str, list]:
 
     valid_units_first: both units before the quantity ("the {src} to {dst} conversion of {q} units"), in
         phrasing.HELD_OUT_UNITS_FIRST; valid_same_unit: two names of one unit ("9 ml in cc"), quantities 1..10,
-        in those of phrasing.HELD_OUT_CONSTRUCTIONS that are no training template; valid_decimal: halves and tenths from 0.1 to 9.9 in HELD_OUT_TEMPLATES.
+        in those of phrasing.HELD_OUT_CONSTRUCTIONS that are no training template; valid_decimal: halves and tenths from 0.1 to 9.9 in DECIMAL_TEMPLATES.
     """
     rng = random.Random(seed)
     units_first = phrasing.reword(generate(n, seed), seed, phrasing.HELD_OUT_UNITS_FIRST, varied=True)
     same = [[Conversion(float(rng.randint(LOW, HIGH)), u, u), None] for u in
             (rng.choice(SYNONYM_UNITS) for _ in range(n // 2))]
-    # "what does {q} {src} come to in {dst}" is held out of composed rows but is also one of the 25 TEMPLATES
-    held = tuple(c for c in phrasing.HELD_OUT_CONSTRUCTIONS if c not in {t.lower().rstrip("?.") for t in TEMPLATES})
-    same_unit = [[phrasing.compose(c, rng, held, varied=True), c.quantity] for c, _ in same]
+    same_unit = [[phrasing.compose(c, rng, SAME_UNIT_CONSTRUCTIONS, varied=True), c.quantity] for c, _ in same]
     decimal = []
     while len(decimal) < n:
         src, dst = _pair(rng)
         question, answer = make_question(rng, conv=Conversion(decimal_quantity(rng), src, dst),
-                                         templates=HELD_OUT_TEMPLATES)
+                                         templates=DECIMAL_TEMPLATES)
         if question not in {q for q, _ in decimal}:
             decimal.append([question, answer])
     return {"valid_units_first.json": units_first, "valid_same_unit.json": same_unit, "valid_decimal.json": decimal}
