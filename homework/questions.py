@@ -152,7 +152,8 @@ def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozense
         one of `templates`; a share between 0 and 1 phrases that share of the rows so, the rest from templates.
     decimals: with balanced, the share of rows whose quantity is a half or a tenth between 0.5 and 10 (2.5, 0.7)
         instead of a whole number.
-    same_unit: the share of rows converting between two names of one unit ("9 ml in cc"), always composed.
+    same_unit: the share of rows converting between two names of one unit ("9 ml in cc"), always composed; the
+        unit is drawn over every unit with two names (SYNONYM_UNITS), whatever `dimensions` says.
     Shares of 0 draw nothing extra, so the committed data files stay byte-identical.
 
     balanced: draw the dimension at random as usual, then cycle through that dimension's unit pairs and

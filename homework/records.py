@@ -134,7 +134,7 @@ def card(record: dict) -> str:
 def _where(run: dict) -> str:
     """What trained: one device, or the processes of a data-parallel run (`accelerate launch`) and their devices."""
 
-    machine = run.get("machine") or "machine not recorded"
+    machine = (run.get("machine") or "machine not recorded") + (", native bf16" if run.get("cpu_bf16") else "")
     passes = f" in {run['accumulation']} passes of {run['device_batch']} rows" if run.get("accumulation", 1) > 1 else ""
     if run.get("processes", 1) == 1:
         return f"{run['device']} ({run['threads']} threads, {machine}){passes}"

@@ -68,7 +68,7 @@ def test_records_show_reads_a_chained_record_and_refuses_a_folder_without_one(tm
               "parent": {"sha256": "ab" * 32, "lineage": [{"sha256": "ab" * 32, "command": "python -m homework.sft train"}]}}
     (tmp_path / records.RECORD_FILE).write_text(json.dumps(record))
     out = records.show(str(tmp_path))
-    assert out.splitlines()[0] == "python -m homework.sft train --learning_rate 0.0005 --init_adapter runs/a --n_rows 100"
+    assert out.splitlines()[0] == "python -m homework.sft train --n_rows 100 --learning_rate 0.0005 --init_adapter runs/a"
     assert f"  {'ab' * 32}: python -m homework.sft train" in out and "test: not tested" in out
     with pytest.raises(ValueError, match="no record.json"):
         records.show(str(tmp_path / "none"))
