@@ -27,7 +27,10 @@ def test_rft_plan_chains_each_round_to_the_one_before():
     assert dict(steps)["install adapter"] == ["install", "/w/ship/rft_model", str(REPO / "homework" / "rft_model")]
     samplers = [argv for key, argv in steps if " datagen " in key]
     assert "--model" not in samplers[0], "round 1 samples the CoT model"
-    assert all(argv[argv.index("--model_dir") + 1].startswith("/w/round") for argv in samplers[1:])
+    # a pass samples either the CoT model (no --model) or an adapter of an earlier round, never data/ or homework/
+    adapters = [argv[argv.index("--model_dir") + 1] for argv in samplers[1:] if "--model_dir" in argv]
+    assert len(adapters) >= 20 and all(path.startswith("/w/round") for path in adapters)
+    assert sum("--model" not in argv for argv in samplers) >= 2, "round 21's second pass samples the CoT model"
     # every question file is regenerated in the work folder before a pass reads it; none comes from data/
     made = {argv[4] for key, argv in steps if " questions " in key}
     read = {argv[argv.index("--questions") + 1] for argv in samplers} - {"train"}
