@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from homework.units import UnitError, factor, parse_question
 LINEARS = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
            "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
 MAX_RANK = 64
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names of the floating dtypes an adapter may hold
 COMPLETION = {"sft": "answer", "rft": "reasoning"}
 # adapter_config.json fields the clean room reads, and the checks their values must pass
 READ = {
@@ -47,18 +48,36 @@ INERT = (None, False, {}, [], "none")
 _QUALIFIED = re.compile(r"model\.layers\.(\d+)\.(?:self_attn\.(?:[qkvo])_proj|mlp\.(?:gate|up|down)_proj)")
 
 
+CONFIG_BYTES = 64 * 2**10  # adapter_config.json (the honest one: ~1 KB)
+ADAPTER_BYTES = 256 * 2**20  # adapter_model.safetensors (the honest one: ~10 MB; rank 64 in fp32: ~80 MB)
+
+
 class AdapterRefused(ValueError):
     """The bundle's adapter is not one the clean room attaches; the message says why, in one line."""
 
 
+def _regular(path: Path, limit: int) -> Path:
+    """path, if it is a regular file (not a link, FIFO or device: one of those could hang or flood the read)
+    of at most limit bytes, else AdapterRefused."""
+    try:
+        info = path.lstat()
+    except OSError as err:
+        raise AdapterRefused(f"{path.name} unreadable ({type(err).__name__})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise AdapterRefused(f"{path.name} is not a regular file")
+    if info.st_size > limit:
+        raise AdapterRefused(f"{path.name} has {info.st_size} bytes, over {limit}")
+    return path
+
+
 def check_adapter(folder: Path, base_config) -> tuple[dict, dict]:
     """(the checked config fields, the tensors) of the adapter in folder, or AdapterRefused."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
+    config_file = _regular(folder / "adapter_config.json", CONFIG_BYTES)
     try:
-        config = json.loads((folder / "adapter_config.json").read_text())
-    except (OSError, ValueError) as err:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError, RecursionError) as err:
         raise AdapterRefused(f"adapter_config.json unreadable ({type(err).__name__})") from None
     if not isinstance(config, dict):
         raise AdapterRefused("adapter_config.json is not an object")
@@ -70,10 +89,7 @@ def check_adapter(folder: Path, base_config) -> tuple[dict, dict]:
     missing = [k for k in ("peft_type", "r", "lora_alpha", "target_modules") if k not in config]
     if missing:
         raise AdapterRefused(f"adapter_config.json lacks {', '.join(missing)}")
-    try:
-        tensors = load_file(folder / "adapter_model.safetensors")
-    except (OSError, SafetensorError, ValueError) as err:
-        raise AdapterRefused(f"adapter_model.safetensors unreadable ({type(err).__name__})") from None
+    weights = _regular(folder / "adapter_model.safetensors", ADAPTER_BYTES)
     every = range(base_config.num_hidden_layers)
     targets = {(layer, module) for layer in every for module in LINEARS}  # all-linear
     if config["target_modules"] != "all-linear":
@@ -94,16 +110,28 @@ def check_adapter(folder: Path, base_config) -> tuple[dict, dict]:
         out, inp = shapes[module]
         stem = f"base_model.model.model.layers.{layer}.{LINEARS[module]}.{module}"
         expected[f"{stem}.lora_A.weight"], expected[f"{stem}.lora_B.weight"] = (r, inp), (out, r)
+    tensors = {}
+    try:
+        with safe_open(weights, framework="pt") as f:  # the header's names and shapes first, then the data
+            names = list(f.keys())
+            for name in names:
+                if name not in expected:
+                    raise AdapterRefused(f"adapter tensor {name[:80]} is not a LoRA matrix of the base model's layers")
+                view = f.get_slice(name)
+                shape, dtype = tuple(view.get_shape()), view.get_dtype()
+                if shape != expected[name] or dtype not in FLOAT_DTYPES:
+                    raise AdapterRefused(f"adapter tensor {name[:80]} has shape {shape} {dtype}, not {expected[name]}")
+            if set(names) != set(expected):
+                raise AdapterRefused(f"the adapter lacks {len(set(expected) - set(names))} of its LoRA matrices")
+            for name in names:
+                tensors[name] = f.get_tensor(name)
+    except (OSError, SafetensorError, ValueError) as err:
+        if isinstance(err, AdapterRefused):
+            raise
+        raise AdapterRefused(f"adapter_model.safetensors unreadable ({type(err).__name__})") from None
     for name, tensor in tensors.items():
-        if name not in expected:
-            raise AdapterRefused(f"adapter tensor {name[:80]} is not a LoRA matrix of the base model's layers")
-        if tuple(tensor.shape) != expected[name] or not tensor.is_floating_point():
-            raise AdapterRefused(f"adapter tensor {name[:80]} has shape {tuple(tensor.shape)} {tensor.dtype}, "
-                                 f"not {expected[name]}")
         if not bool(tensor.isfinite().all()):
             raise AdapterRefused(f"adapter tensor {name[:80]} holds NaN or infinity")
-    if set(tensors) != set(expected):
-        raise AdapterRefused(f"the adapter lacks {len(set(expected) - set(tensors))} of its LoRA matrices")
     return {k: config[k] for k in READ if k in config}, tensors
 
 
@@ -115,11 +143,20 @@ class CleanRoom:
     """The embedded base model and this repository's code, loaded once per grading."""
 
     def __init__(self):
+        # every module the clean room uses is imported now, before any bundle code has run: without a sandbox a
+        # bundle could otherwise rewrite one on disk, or plant a .pth file, before a lazy import read it
+        import peft  # noqa: F401
+        import safetensors.torch  # noqa: F401
+
+        from homework import cot, rft, sft  # noqa: F401
+
         self.base = BaseLLM(DEFAULT_CHECKPOINT)
         self.params = sum(p.numel() for p in self.base.model.parameters())
 
     def adapter_model(self, kind: str, folder: Path) -> tuple[BaseLLM, dict]:
         """(this repository's `kind` model with the bundle's checked adapter attached, its tensors)."""
+        from safetensors.torch import save_file
+
         from homework import rft, sft
 
         config, tensors = check_adapter(folder, self.base.model.config)
@@ -128,7 +165,7 @@ class CleanRoom:
             peft_config = dict(config, base_model_name_or_path=DEFAULT_CHECKPOINT, bias="none")
             peft_config.setdefault("task_type", "CAUSAL_LM")
             (clean / "adapter_config.json").write_text(json.dumps(peft_config))
-            shutil.copyfile(folder / "adapter_model.safetensors", clean / "adapter_model.safetensors")
+            save_file(tensors, clean / "adapter_model.safetensors")  # exactly the tensors checked
             (clean / "record.json").write_text(json.dumps({
                 "kind": kind, "base_model": DEFAULT_CHECKPOINT,
                 "format": {"prompt": "question", "completion": COMPLETION[kind]}}))

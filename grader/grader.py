@@ -55,6 +55,16 @@ N_GENERATION = 32  # the first validation questions the generation cases score, 
 N_PROBE = 30  # fresh questions the clean room re-asks with the adapter switched off
 CASE_TIMEOUT = 900  # seconds per case, model load included
 OUTPUT_LIMIT = sandbox.FILE_BYTES  # bytes of stdout or stderr read from a case; the sandbox stops it there
+# what an untrusted bundle or result may be before the grader reads it; past any bound, that case scores 0
+ZIP_ENTRIES = 2_000
+ZIP_BYTES = 256 * 2**20  # uncompressed, all entries together (the honest bundle: ~20 MB)
+ZIP_RATIO = 200  # uncompressed over compressed, per entry larger than a megabyte
+JSON_DEPTH = 8  # nesting of the result line (the honest one: 2)
+# one generation text (the honest one: 32 tokens, ~150 characters) and one CoT prompt (~400 tokens, ~1,300
+# characters), in characters before tokenizing, then in the base model's tokens: the texts are scored in one
+# padded batch, so one long text would make the logits of every row as long
+GENERATION_BOUND = (1_000, 96)
+PROMPT_BOUND = (8_000, 1_024)
 WORKER = Path(__file__).resolve().parent / "worker.py"
 
 
@@ -81,14 +91,18 @@ class CaseResult:
 
 
 def safe_extract(zip_path: Path, target: Path) -> Path:
-    """Extract an untrusted zip into target; refuse absolute paths, '..', links and special files."""
+    """Extract an untrusted zip into target; refuse absolute paths, '..', links, special files, overlapping
+    entries and bombs (entry count, total size, ratio), all checked before a byte is written, and each entry
+    cut off at the size it declares while it is written."""
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as err:
         raise BundleError(f"{zip_path}: not a readable zip ({err})") from None
     root = target.resolve()
     with archive:
-        for info in archive.infolist():
+        infos = archive.infolist()
+        _check_zip_bounds(zip_path, infos)
+        for info in infos:
             kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip records no file type
             if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
                 raise BundleError(f"{zip_path}: refusing link or special file {info.filename!r}")
@@ -96,12 +110,47 @@ def safe_extract(zip_path: Path, target: Path) -> Path:
             if os.path.isabs(info.filename) or ".." in Path(info.filename).parts or not dest.is_relative_to(root):
                 raise BundleError(f"{zip_path}: refusing entry outside the bundle {info.filename!r}")
         try:
-            archive.extractall(root)
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            for info in infos:
+                _extract_entry(archive, info, root)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
             raise BundleError(f"{zip_path}: corrupt zip ({err})") from None
     if not (root / "homework" / "__init__.py").exists():
         raise BundleError(f"{zip_path}: no homework/ package at the top of the bundle")
     return root
+
+
+def _check_zip_bounds(zip_path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    if len(infos) > ZIP_ENTRIES:
+        raise BundleError(f"{zip_path}: {len(infos)} entries, over {ZIP_ENTRIES}")
+    total = sum(info.file_size for info in infos)
+    if total > ZIP_BYTES:
+        raise BundleError(f"{zip_path}: {total / 2**20:.0f} MB uncompressed, over {ZIP_BYTES // 2**20} MB")
+    for info in infos:
+        if info.file_size > 2**20 and info.file_size > ZIP_RATIO * max(info.compress_size, 1):
+            raise BundleError(f"{zip_path}: {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}"
+                              f"-fold, over {ZIP_RATIO}")
+    # each entry's data must lie before the next entry's header: overlapping entries expand one stored byte
+    # range many times over, whatever each entry declares
+    spans = sorted((info.header_offset, info.header_offset + 30 + len(info.filename.encode()) + info.compress_size,
+                    info.filename) for info in infos)
+    for (_, end, name), (start, _, _) in zip(spans, spans[1:]):
+        if end > start:
+            raise BundleError(f"{zip_path}: entry {name!r} overlaps the next one")
+
+
+def _extract_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> None:
+    dest = root / info.filename
+    if info.is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with archive.open(info) as src, open(dest, "wb") as out:
+        while chunk := src.read(2**20):
+            written += len(chunk)
+            if written > info.file_size:  # zipfile checks the CRC at the end only; stop at the declared size
+                raise ValueError(f"{info.filename!r} holds more than the {info.file_size} bytes it declares")
+            out.write(chunk)
 
 
 def _run_worker(package_parent: Path, case: str, request: dict, timeout: float) -> tuple[dict | None, str]:
@@ -145,15 +194,41 @@ def _result_of(returncode: int, stdout: str, stderr: str) -> tuple[dict | None, 
     if returncode != 0 or not lines:
         last = (stderr.strip().splitlines() or [f"no result, exit code {returncode}"])[-1]
         return None, f"failed (exit code {returncode}): {last[:200]}"
+    text = lines[0][len("GRADER_RESULT "):]
+    if _nesting(text) > JSON_DEPTH:
+        return None, f"result line nests deeper than {JSON_DEPTH}"
     try:
-        result = json.loads(lines[0][len("GRADER_RESULT "):])
-    except ValueError:
+        result = json.loads(text)
+    except (ValueError, RecursionError):
         return None, "result line is not JSON"
     return (result, "") if isinstance(result, dict) else (None, "result line is not an object")
 
 
-def _strings(value, n: int) -> list[str] | None:
-    return value if isinstance(value, list) and len(value) == n and all(isinstance(v, str) for v in value) else None
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of a JSON text, counted without parsing it (brackets in strings count too,
+    which only errs on the side of refusing)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _strings(value, n: int, bound: tuple[int, int], tokenizer) -> tuple[list[str] | None, str]:
+    """(n strings within bound = (characters, tokens) each, "") or (None, why not)."""
+    if not (isinstance(value, list) and len(value) == n and all(isinstance(v, str) for v in value)):
+        return None, f"no {n} texts"
+    chars, tokens = bound
+    longest = max((len(v) for v in value), default=0)
+    if longest > chars:
+        return None, f"a text of {longest} characters, over {chars}"
+    longest = max((len(ids) for ids in tokenizer(value, add_special_tokens=False).input_ids), default=0)
+    if longest > tokens:
+        return None, f"a text of {longest} tokens, over {tokens}"
+    return value, ""
 
 
 def _floats(value, n: int) -> list[float] | None:
@@ -173,9 +248,9 @@ def _floats(value, n: int) -> list[float] | None:
 def _grade_generation(parent, case, questions, timeout, room: CleanRoom) -> CaseResult:
     start = time.time()
     out, error = _run_worker(parent, case, {"questions": questions}, timeout)
-    texts = _strings((out or {}).get("texts"), len(questions))
+    texts, why = _strings((out or {}).get("texts"), len(questions), GENERATION_BOUND, room.base.tokenizer)
     if out is not None and texts is None:
-        error = f"returned no {len(questions)} texts"
+        error = f"returned {why}"
     if texts is None:
         return CaseResult(case, 0.0, BANDS[case][0], "-", time.time() - start, [f"FAIL: {error}"])
     scored = room.generation(questions, texts, batched=case == "batched_generate")
@@ -232,9 +307,12 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
     request = {"kind": kind, "valid": [q for q, _ in valid], "fresh": [q for q, _ in fresh]}
     out, error = _run_worker(parent, kind, request, timeout)
     theirs = _floats((out or {}).get("answers"), len(questions))
-    prompts = _strings((out or {}).get("prompts"), len(questions)) if kind == "cot" else None
-    if out is not None and (theirs is None or (kind == "cot" and prompts is None)):
-        error = f"returned no {len(questions)} answers" + (" and prompt texts" if kind == "cot" else "")
+    prompts, why = (_strings((out or {}).get("prompts"), len(questions), PROMPT_BOUND, room.base.tokenizer)
+                    if kind == "cot" and out is not None else (None, ""))
+    if out is not None and theirs is None:
+        error = f"returned no {len(questions)} answers"
+    elif out is not None and kind == "cot" and prompts is None:
+        error = f"returned, as CoT prompts, {why}"
     if error:
         return failed(error)
     if kind == "cot":
@@ -283,11 +361,17 @@ ALL_CASES = ("generate", "batched_generate", "cot", "sft", "rft")
 
 
 def grade(target: str | Path, n_questions: int = N_QUESTIONS, timeout: float = CASE_TIMEOUT,
-          seed: int | None = None, cases: tuple[str, ...] = ALL_CASES) -> list[CaseResult]:
+          seed: int | None = None, cases: tuple[str, ...] = ALL_CASES, unsafe: bool = False) -> list[CaseResult]:
     """Grade a folder holding homework/ (or the homework folder itself), or a bundle zip.
 
-    seed fixes the fresh questions (default: a new random draw per grading); cases picks a subset.
+    seed fixes the fresh questions (default: a new random draw per grading); cases picks a subset. Where the
+    sandbox cannot isolate, nothing is graded (BundleError) unless unsafe is set: the bundle's code would run
+    with the grader's rights.
     """
+    reason = sandbox.probe()
+    if reason and not unsafe:
+        raise BundleError(f"no sandbox on this machine ({reason}); the bundle's code would run with your rights. "
+                          "Grade where the sandbox works, or pass --unsafe to run it anyway")
     target = Path(target)
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         if target.suffix == ".zip":
@@ -317,7 +401,9 @@ def grade(target: str | Path, n_questions: int = N_QUESTIONS, timeout: float = C
 
 
 def report(results: list[CaseResult], verbose: bool = False) -> str:
-    lines = [sandbox.status_line(), f"{'case':<18}{'score':>12}  {'figure':<16}{'time':>8}"]
+    unsafe = sandbox.probe()
+    first = f"UNSAFE: graded without a sandbox, the bundle ran with your rights ({unsafe})" if unsafe else ""
+    lines = [first or sandbox.status_line(), f"{'case':<18}{'score':>12}  {'figure':<16}{'time':>8}"]
     for r in results:
         lines.append(f"{r.name:<18}{r.score:>6.1f} / {r.max_score:<3g}  {r.figure:<16}{r.seconds:>7.0f}s")
         for check in r.checks if verbose else [c for c in r.checks if c.startswith("FAIL")]:

@@ -82,6 +82,71 @@ def test_unreadable_files_are_refused(saved, tmp_path):
         check_adapter(folder, saved[1])
 
 
+def test_special_and_oversized_files_are_refused_before_they_are_read(saved, tmp_path):
+    """A FIFO would hang the read, a link could point at /dev/zero; an oversized file is refused by its size."""
+    import os
+
+    from grader import cleanroom
+
+    folder = _copy(saved, tmp_path)
+    (folder / "adapter_config.json").unlink()
+    os.mkfifo(folder / "adapter_config.json")
+    with pytest.raises(AdapterRefused, match="not a regular file"):
+        check_adapter(folder, saved[1])
+    (folder / "adapter_config.json").unlink()
+    (folder / "adapter_config.json").symlink_to("/dev/zero")
+    with pytest.raises(AdapterRefused, match="not a regular file"):
+        check_adapter(folder, saved[1])
+    (folder / "adapter_config.json").unlink()
+    (folder / "adapter_config.json").write_text(" " * (cleanroom.CONFIG_BYTES + 1) + "{}")
+    with pytest.raises(AdapterRefused, match="bytes, over"):
+        check_adapter(folder, saved[1])
+
+
+def test_a_config_nested_past_the_parser_is_refused(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    (folder / "adapter_config.json").write_text("[" * 30_000 + "]" * 30_000)
+    with pytest.raises(AdapterRefused, match="unreadable"):
+        check_adapter(folder, saved[1])
+
+
+def test_the_header_is_checked_before_any_tensor_is_loaded(saved, tmp_path, monkeypatch):
+    """A header naming a tensor of the wrong shape is refused without a single tensor read."""
+    import safetensors
+    import safetensors.torch
+
+    folder = _copy(saved, tmp_path, tensor_edit=lambda t: t.update({_first(t): torch.zeros(8, t[_first(t)].shape[1])}))
+    loaded = []
+    real = safetensors.safe_open
+
+    class Spy:
+        def __init__(self, *args, **kwargs):
+            self.inner = real(*args, **kwargs)
+
+        def __enter__(self):
+            self.f = self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def keys(self):
+            return self.f.keys()
+
+        def get_slice(self, name):
+            return self.f.get_slice(name)
+
+        def get_tensor(self, name):
+            loaded.append(name)
+            return self.f.get_tensor(name)
+
+    monkeypatch.setattr(safetensors, "safe_open", Spy)
+    monkeypatch.setattr(safetensors.torch, "load_file", lambda *a, **k: loaded.append("every tensor") or {})
+    with pytest.raises(AdapterRefused, match="has shape"):
+        check_adapter(folder, saved[1])
+    assert loaded == []
+
+
 QUESTIONS = ["How many feet are in 7 meters?", "What is 3 hours in minutes?", "Convert 2 kilograms to grams.",
              "How many grams are in 1 kilogram?", "What is 7 days expressed in weeks?"]
 TRUTHS = [22.9659, 180.0, 2000.0, 1000.0, 1.0]

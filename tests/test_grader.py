@@ -155,6 +155,89 @@ def test_extraction_refuses_unsafe_entries(tmp_path, entry, kind):
     assert not (tmp_path / "evil.py").exists()
 
 
+def _zip_of(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("homework/__init__.py", "")
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("entries,reason", [
+    ({"homework/bomb.bin": b"\0" * (64 * 2**20)}, "expands"),  # 64 MB of zeros in ~64 KB
+    ({f"homework/f{i}.py": b"" for i in range(2_100)}, "entries, over"),
+])
+def test_zip_bombs_are_refused_before_extraction(tmp_path, entries, reason):
+    zip_path = _zip_of(tmp_path / "bomb.zip", entries)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(BundleError, match=reason):
+        safe_extract(zip_path, tmp_path / "out")
+    assert not any((tmp_path / "out").iterdir()), "nothing is written before the checks pass"
+
+
+def test_a_zip_over_the_total_size_is_refused(tmp_path, monkeypatch):
+    from grader import grader as grader_module
+
+    monkeypatch.setattr(grader_module, "ZIP_BYTES", 2**20)
+    zip_path = _zip_of(tmp_path / "big.zip", {f"homework/w{i}.bin": bytes(range(256)) * 1024 for i in range(5)})
+    (tmp_path / "out").mkdir()
+    with pytest.raises(BundleError, match="uncompressed, over"):
+        safe_extract(zip_path, tmp_path / "out")
+
+
+def test_overlapping_zip_entries_are_refused(tmp_path):
+    """Two central-directory entries that point at one stored byte range (the overlapping-entry bomb)."""
+    zip_path = _zip_of(tmp_path / "overlap.zip", {"homework/a.py": b"x = 1\n" * 100})
+    data = bytearray(zip_path.read_bytes())
+    eocd = data.rindex(b"PK\x05\x06")
+    cd_offset = int.from_bytes(data[eocd + 16:eocd + 20], "little")
+    cd = bytes(data[cd_offset:eocd])
+    last = cd.rindex(b"PK\x01\x02")  # the central entry of homework/a.py
+    twin = bytearray(cd[last:])
+    name_len = int.from_bytes(twin[28:30], "little")
+    twin[46:46 + name_len] = b"homework/b.py"[:name_len].ljust(name_len, b"_")
+    new_cd = cd + bytes(twin)
+    count = int.from_bytes(data[eocd + 10:eocd + 12], "little") + 1
+    end = bytearray(data[eocd:eocd + 22])
+    end[8:10] = end[10:12] = count.to_bytes(2, "little")
+    end[12:16] = len(new_cd).to_bytes(4, "little")
+    zip_path.write_bytes(bytes(data[:cd_offset]) + new_cd + bytes(end))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(BundleError, match="overlaps"):
+        safe_extract(zip_path, tmp_path / "out")
+
+
+def test_result_lines_nested_past_the_bound_score_nothing_and_grading_goes_on():
+    from grader import grader as grader_module
+
+    result, reason = grader_module._result_of(0, "GRADER_RESULT " + "[" * 100_000 + "]" * 100_000 + "\n", "")
+    assert result is None and "nests deeper" in reason
+    assert grader_module._result_of(0, 'GRADER_RESULT {"answers": [[1]]}\n', "")[0] == {"answers": [[1]]}
+
+
+def test_texts_past_their_bound_are_refused_by_characters_then_tokens():
+    from grader import grader as grader_module
+
+    class Words:  # a tokenizer of words, enough to count
+        def __call__(self, texts, add_special_tokens=False):
+            return type("Batch", (), {"input_ids": [t.split() for t in texts]})()
+
+    chars, tokens = grader_module.GENERATION_BOUND
+    assert grader_module._strings(["a b", "c"], 2, (chars, tokens), Words()) == (["a b", "c"], "")
+    assert "characters, over" in grader_module._strings(["x" * (chars + 1), ""], 2, (chars, tokens), Words())[1]
+    assert "tokens, over" in grader_module._strings(["a " * (tokens + 1), ""], 2, (chars, tokens), Words())[1]
+    assert grader_module._strings(["a"], 2, (chars, tokens), Words())[0] is None
+
+
+def test_without_a_sandbox_nothing_is_graded_unless_unsafe(tmp_path, monkeypatch):
+    from grader import sandbox
+
+    monkeypatch.setattr(sandbox, "probe", lambda: "no user namespaces (test)")
+    with pytest.raises(BundleError, match="--unsafe"):
+        grade(tmp_path)
+    assert report([], verbose=False).splitlines()[0].startswith("UNSAFE: graded without a sandbox")
+
+
 def test_corrupt_zip_is_a_clear_error(tmp_path):
     zip_path = tmp_path / "broken.zip"
     zip_path.write_bytes(b"PK\x03\x04 this is not really a zip")

@@ -2,6 +2,7 @@
 memory, and no result it prints or leaves out is taken for a score. The packages here are a few lines that
 attack at import or in load(); the grader's `_run_worker` runs them as it runs every case."""
 
+import os
 import socket
 import subprocess
 import threading
@@ -31,7 +32,7 @@ def _run(root: Path, timeout: float = 60):
 def test_probe_reports_the_isolation_it_found():
     line = sandbox.status_line()
     assert line.startswith("sandbox: ")
-    assert ("unavailable, running without network isolation" in line) == bool(sandbox.probe())
+    assert ("unavailable" in line) == bool(sandbox.probe())
 
 
 @isolated
@@ -129,6 +130,111 @@ def test_a_100_gb_allocation_fails_inside_the_limit(tmp_path):
     root = _package(tmp_path, "block = bytearray(100 * 2**30)\nreturn block")
     out, reason = _run(root)
     assert out is None and "MemoryError" in reason, reason
+
+
+@isolated
+def test_a_listener_on_a_file_system_socket_cannot_be_reached(tmp_path):
+    """docker.sock, the D-Bus bus, X11 and SSH agents are AF_UNIX listeners in /run, /tmp or the home."""
+    path = tmp_path / "host.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(1)
+    listener.settimeout(8)
+    arrived = []
+    thread = threading.Thread(target=lambda: arrived.append(_accept(listener)))
+    thread.start()
+    root = _package(tmp_path, f"""
+import socket
+try:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect({str(path)!r})
+    s.sendall(b"answers")
+    raise SystemExit("connected")
+except OSError as err:
+    raise SystemExit(f"refused: {{type(err).__name__}}")
+""")
+    out, reason = _run(root)
+    thread.join()
+    listener.close()
+    assert arrived == [None] and "refused" in reason, (arrived, reason)
+
+
+@isolated
+def test_system_v_shared_memory_dies_with_the_case(tmp_path):
+    key = 0x47520000 + os.getpid() % 0xFFFF
+    root = _package(tmp_path, f"""
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+shmid = libc.shmget({key}, 1 << 20, 0o1000 | 0o600)  # IPC_CREAT
+raise SystemExit(f"segment {{shmid}}")
+""")
+    out, reason = _run(root)
+    assert "segment" in reason and "segment -1" not in reason, reason
+    keys = [int(line.split()[0]) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
+    if key in keys:  # left by a sandbox without an IPC namespace: remove it, then fail
+        subprocess.run(["ipcrm", "-M", str(key)], check=False)
+    assert key not in keys, "the bundle's shared memory segment outlived its case on the host"
+
+
+@isolated
+def test_the_case_has_a_session_of_its_own_and_no_terminal(tmp_path):
+    root = _package(tmp_path, """
+import os
+try:
+    os.close(os.open("/dev/tty", os.O_RDWR))
+    tty = "opened /dev/tty"
+except OSError:
+    tty = "no tty"
+raise SystemExit(f"leader {os.getsid(0) == os.getpid()}, {tty}")
+""")
+    out, reason = _run(root)
+    assert "leader True, no tty" in reason, reason
+
+
+@isolated
+def test_dev_holds_only_the_harmless_nodes(tmp_path):
+    root = _package(tmp_path, """
+import os
+with open("/dev/null", "w") as f:
+    f.write("x")
+assert len(open("/dev/urandom", "rb").read(8)) == 8
+raise SystemExit("dev " + ",".join(sorted(os.listdir("/dev"))))
+""")
+    out, reason = _run(root)
+    names = set(reason.split("dev ", 1)[1].split(","))
+    assert {"null", "zero", "urandom", "shm"} <= names and not names & {"kmsg", "tty", "mem", "pts", "console"}, names
+
+
+@isolated
+def test_the_grader_s_environment_stays_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_TEST_TOKEN", "s3cret")
+    monkeypatch.setenv("HOMEWORK_TEST_SETTING", "kept")
+    root = _package(tmp_path, """
+import os
+raise SystemExit(f"token {'GRADER_TEST_TOKEN' in os.environ}, setting {os.environ.get('HOMEWORK_TEST_SETTING')}")
+""")
+    out, reason = _run(root)
+    assert "token False, setting kept" in reason, reason
+
+
+@isolated
+def test_the_writable_folder_is_bounded_in_bytes(tmp_path):
+    root = _package(tmp_path, """
+import os
+written = 0
+try:
+    for i in range(64):
+        with open(os.path.join(os.environ["HOME"], f"f{i}"), "wb") as f:
+            for _ in range(3):
+                f.write(b"x" * (16 << 20))
+                written += 16 << 20
+except OSError as err:
+    raise SystemExit(f"stopped at {written} by {type(err).__name__}")
+raise SystemExit(f"wrote {written}")
+""")
+    out, reason = _run(root, timeout=120)
+    assert "stopped at" in reason, reason
+    assert int(reason.split("stopped at ")[1].split()[0]) <= sandbox.HOME_BYTES
 
 
 def test_exiting_early_scores_nothing_with_a_reason(tmp_path):
