@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import stat
 import tempfile
@@ -150,7 +151,9 @@ class CleanRoom:
 
         from homework import cot, rft, sft  # noqa: F401
 
-        self.base = BaseLLM(DEFAULT_CHECKPOINT)
+        # the base model the package's own BaseLLM() loads in the worker: HOMEWORK_CHECKPOINT passes the sandbox
+        self.checkpoint = os.environ.get("HOMEWORK_CHECKPOINT") or DEFAULT_CHECKPOINT
+        self.base = BaseLLM(self.checkpoint)
         self.params = sum(p.numel() for p in self.base.model.parameters())
 
     def adapter_model(self, kind: str, folder: Path) -> tuple[BaseLLM, dict]:
@@ -162,14 +165,14 @@ class CleanRoom:
         config, tensors = check_adapter(folder, self.base.model.config)
         with tempfile.TemporaryDirectory(prefix="cleanroom-") as tmp:
             clean = Path(tmp)
-            peft_config = dict(config, base_model_name_or_path=DEFAULT_CHECKPOINT, bias="none")
+            peft_config = dict(config, base_model_name_or_path=self.checkpoint, bias="none")
             peft_config.setdefault("task_type", "CAUSAL_LM")
             (clean / "adapter_config.json").write_text(json.dumps(peft_config))
             save_file(tensors, clean / "adapter_model.safetensors")  # exactly the tensors checked
             (clean / "record.json").write_text(json.dumps({
-                "kind": kind, "base_model": DEFAULT_CHECKPOINT,
+                "kind": kind, "base_model": self.checkpoint,
                 "format": {"prompt": "question", "completion": COMPLETION[kind]}}))
-            llm = (sft if kind == "sft" else rft).load(clean, checkpoint=DEFAULT_CHECKPOINT)
+            llm = (sft if kind == "sft" else rft).load(clean, checkpoint=self.checkpoint)
         return llm, tensors
 
     def cot_answers(self, prompts: list[str]) -> list[float]:
@@ -177,7 +180,7 @@ class CleanRoom:
         repository's CoT settings (budget, stopping) and generation code."""
         from homework.cot import CoTModel
 
-        return [parse_answer(t) for t in CoTModel(DEFAULT_CHECKPOINT).batched_generate(prompts)]
+        return [parse_answer(t) for t in CoTModel(self.checkpoint).batched_generate(prompts)]
 
     def generation(self, questions: list[str], texts: list[str], batched: bool) -> dict:
         """The course's loss and ours on the package's texts, and how many match the clean room's own decoding."""

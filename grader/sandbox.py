@@ -118,10 +118,16 @@ class Sandbox:
                    XDG_CACHE_HOME=os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"),
                    PYTHONDONTWRITEBYTECODE="1", SANDBOX_DIR=home, SANDBOX_HOME_BYTES=str(HOME_BYTES),
                    SANDBOX_INODES=str(HOME_INODES), SANDBOX_SHM_BYTES=str(SHM_BYTES),
-                   SANDBOX_AS=str(MEMORY_BYTES), SANDBOX_FSIZE=str(FILE_BYTES), SANDBOX_NPROC=str(PROCESSES),
+                   SANDBOX_AS=self.address_space(), SANDBOX_FSIZE=str(FILE_BYTES), SANDBOX_NPROC=str(PROCESSES),
                    SANDBOX_CPU=str(self.cpu_seconds), SANDBOX_CGROUPS=" ".join(sorted({str(p) for p in self.cgroups.values()})))
         env.setdefault("PATH", os.defpath)
         return env
+
+    def address_space(self) -> str:
+        """MEMORY_BYTES, except on a GPU host whose tree a memory cgroup holds: CUDA maps far more address
+        space than it uses, so there the cgroup is the limit."""
+        gpu = any(Path("/dev").glob("nvidia[0-9]*"))
+        return "unlimited" if gpu and "memory" in self.cgroups else str(MEMORY_BYTES)
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

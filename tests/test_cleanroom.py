@@ -166,3 +166,13 @@ def test_a_prompt_with_the_answer_in_it_is_refused(tiny_checkpoint):
     assert leaked_answers(QUESTIONS, leaky, TRUTHS) == QUESTIONS[:3]
     in_words = [p + f"<answer>{t}</answer>" for p, t in zip(prompts, TRUTHS)]
     assert leaked_answers(QUESTIONS, in_words, TRUTHS) == QUESTIONS[:3]
+
+
+def test_the_clean_room_loads_the_base_the_package_loads(tiny_checkpoint, monkeypatch):
+    """HOMEWORK_CHECKPOINT reaches the worker (the sandbox keeps HOMEWORK_*), so the clean room reads it too."""
+    from grader.cleanroom import CleanRoom
+
+    monkeypatch.setenv("HOMEWORK_CHECKPOINT", tiny_checkpoint)
+    room = CleanRoom()
+    assert room.checkpoint == tiny_checkpoint
+    assert room.params == sum(p.numel() for p in BaseLLM(tiny_checkpoint).model.parameters())

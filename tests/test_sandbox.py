@@ -265,3 +265,17 @@ def test_result_shapes_that_are_not_a_result():
     assert "exit code 3" in grader._result_of(3, 'GRADER_RESULT {"answers": [1]}\n', "boom")[1]
     assert grader._floats([1, None, 2.5], 3)[1] != grader._floats([1, None, 2.5], 3)[1]  # None is NaN
     assert grader._floats([1, "2"], 2) is None and grader._floats([True], 1) is None and grader._floats([1], 2) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (sandbox.CGROUP_ROOT / "memory" / "cgroup.procs").exists(),
+                    reason="needs root and cgroup v1's memory hierarchy")
+def test_root_s_tree_gets_a_memory_cgroup_and_a_pids_cgroup():
+    box = sandbox.Sandbox(10)
+    try:
+        memory, pids = box.cgroups["memory"], box.cgroups["pids"]
+        assert int((memory / "memory.limit_in_bytes").read_text()) == sandbox.TREE_MEMORY_BYTES
+        assert int((pids / "pids.max").read_text()) == sandbox.PROCESSES
+        assert f"{memory}" in box.env()["SANDBOX_CGROUPS"] and f"{pids}" in box.env()["SANDBOX_CGROUPS"]
+    finally:
+        box.close()
+    assert not memory.exists() and not pids.exists()
