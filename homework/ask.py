@@ -156,7 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     # as its chaining separator and "[1]" or "1,2" as Python literals.
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m homework.ask", description=__doc__.split("\n\n")[0])
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):  # one line, as every command of the package answers a mistake
+            sys.exit(f"error: {message} (see --help)")
+
+    parser = Parser(prog="python -m homework.ask", description=__doc__.split("\n\n")[0])
     parser.add_argument("questions", nargs="*", help="questions in quotes; - reads one per line from stdin")
     parser.add_argument("--model", default="auto", help="auto (RFT, else SFT, else CoT), rft, sft or cot")
     parser.add_argument("--chunk", type=int, default=CHUNK, help="questions generated together")

@@ -28,6 +28,9 @@ def run_cli(component, on_interrupt: str = "interrupted") -> None:
     """
     import fire
 
+    mistake = argv_mistake(component, sys.argv[1:])
+    if mistake:
+        sys.exit(f"error: {mistake} (see --help)")
     try:
         fire.Fire(component)
     except (ModelUnavailable, ValueError, OSError) as err:
@@ -35,6 +38,51 @@ def run_cli(component, on_interrupt: str = "interrupted") -> None:
     except KeyboardInterrupt:
         print(f"\n{on_interrupt}", file=sys.stderr)
         sys.exit(130)
+
+
+def argv_mistake(component, argv: list[str]) -> str | None:
+    """The user's mistake on a command line, checked before Fire reads it (Fire answers one with its whole
+    usage page): an unknown command, or an option the command does not take. None when neither is found; Fire
+    then reads the line as usual (a wrong value is the command's own one-line error)."""
+    if isinstance(component, dict):
+        if not argv or argv[0] in ("--help", "-h"):
+            return None
+        if argv[0] not in component:
+            return f"unknown command {argv[0]!r}; the commands are {', '.join(component)}"
+        command, rest = component[argv[0]], argv[1:]
+    else:
+        command, rest = component, argv
+    try:
+        params = inspect.signature(command).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    named, positional, i = set(), 0, 0
+    while i < len(rest) and rest[i] != "--":  # "--": Fire's separator, its own flags follow
+        token = rest[i]
+        if token == "--help":
+            return None
+        if token.startswith("--"):
+            name = token[2:].split("=", 1)[0].replace("-", "_")
+            if name not in params and not (name.startswith("no") and name[2:] in params):
+                return f"unknown option --{name}; the options are " + (", ".join(f"--{p}" for p in params) or "none")
+            named.add(name)
+            if "=" not in token and name in params and not isinstance(params[name].default, bool):
+                i += 1  # the option's value
+        else:
+            positional += 1
+        i += 1
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params.values()):
+        return None
+    required = [n for n, p in params.items() if p.default is inspect.Parameter.empty and n not in named]
+    if len(required) > positional:
+        return f"missing {', '.join(required[positional:])}"
+    room = [n for n, p in params.items() if n not in named and p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                                          inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    if positional > len(room):
+        return f"{positional} arguments, but the command takes at most {len(room)} besides its options"
+    return None
 
 
 def comma_list(value) -> tuple[str, ...]:

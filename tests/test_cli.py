@@ -86,3 +86,44 @@ def test_a_bad_train_option_is_one_error_line():
                          text=True, timeout=120)
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == "error: --epochs must be a number, not 'abc'"
     assert "Traceback" not in out.stderr
+
+
+# every command-line module; those above the line need no model, and must not import torch to say so
+MODEL_FREE = ["questions", "units", "formats", "records", "data", "recipe", "scaling"]
+WITH_MODEL = ["sft", "rft", "cot", "base_llm", "datagen", "report"]
+_PROBE = """
+import runpy, sys
+sys.argv = ["x"] + sys.argv[1:]
+try:
+    runpy.run_module("homework.{module}", run_name="__main__")
+except SystemExit as done:
+    print("EXIT", done.code)
+print("TORCH", "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("module", MODEL_FREE + WITH_MODEL)
+def test_a_mistake_is_one_error_line_and_model_free_commands_skip_torch(module):
+    unknown = ["--no_such_option", "1"] if module in ("datagen", "report") else ["no_such_command"]
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(module=module), *unknown], capture_output=True,
+                         text=True, timeout=180, env={**os.environ, "PAGER": "cat"})
+    said = out.stdout.strip().splitlines()
+    assert said[-2].startswith("EXIT error: unknown "), (said, out.stderr[-400:])
+    assert "Traceback" not in out.stderr and "Usage:" not in out.stdout + out.stderr
+    if module in MODEL_FREE:
+        assert said[-1] == "TORCH False", f"python -m homework.{module} imported torch to refuse a mistake"
+
+
+def test_the_argv_check_lets_a_right_command_line_through():
+    from homework.cli import argv_mistake
+
+    def make(path, n: int = 3, wide: bool = False):
+        return path
+
+    commands = {"make": make}
+    assert argv_mistake(commands, ["make", "q.json", "--n", "5", "--wide"]) is None
+    assert argv_mistake(commands, ["make", "--path=q.json", "--nowide"]) is None
+    assert argv_mistake(commands, ["--help"]) is None and argv_mistake(commands, ["make", "--help"]) is None
+    assert "missing path" in argv_mistake(commands, ["make", "--n", "5"])
+    assert "at most 3" in argv_mistake(commands, ["make", "a", "b", "c", "d"])
+    assert "unknown option --m" in argv_mistake(commands, ["make", "a", "--m", "1"])
