@@ -21,10 +21,9 @@ import re
 from transformers import StoppingCriteria
 
 from .base_llm import BaseLLM
-from .formats import CLOSE, OPEN, product_text
+from .formats import CLOSE, NUMBER, OPEN, product_text
 
-_NUM = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
-PRODUCT = re.compile(rf"(?<![\w.])({_NUM}) \* ({_NUM}) =$")
+PRODUCT = re.compile(rf"(?<![\w.])({NUMBER}) \* ({NUMBER}) =$")
 
 
 def calculation(text: str) -> str | None:

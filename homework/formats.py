@@ -148,10 +148,12 @@ def judge(text: str, answer: float) -> tuple[str, str]:
     return ("ok" if is_answer_valid(parse_answer(reasoning), answer) else "wrong value"), reasoning
 
 
-_NUM = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+# a number as the trained formats write it (`units.format_number`: no thousands commas); calculator.py reads
+# the products with it too
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 # "1 <unit> = <f> <units>, so <q> <units> = <q> * <f> = <p>[ <units>]. <answer><p></answer>" (`worked_answer`)
-_SOUND_SHAPE = re.compile(rf"1 [^=,]+ = (?P<f>{_NUM}) [^=,]+, so (?P<q>{_NUM}) [^=]+ = (?P<q2>{_NUM}) \* "
-                          rf"(?P<f2>{_NUM}) = (?P<p>{_NUM})(?: [^=.<]+)?\. <answer>(?P<a>{_NUM})</answer>")
+_SOUND_SHAPE = re.compile(rf"1 [^=,]+ = (?P<f>{NUMBER}) [^=,]+, so (?P<q>{NUMBER}) [^=]+ = (?P<q2>{NUMBER}) \* "
+                          rf"(?P<f2>{NUMBER}) = (?P<p>{NUMBER})(?: [^=.<]+)?\. <answer>(?P<a>{NUMBER})</answer>")
 FACT_TOLERANCE = 0.01  # a fact stated to 3 significant digits is within 0.5 % of the registry's
 PRODUCT_TOLERANCE = 0.01  # a product written to 3 significant digits likewise
 
@@ -178,7 +180,7 @@ def reasoning_fault(question: str, reasoning: str) -> str:
     return "" if a == p else "answer is not the product"
 
 
-_PRODUCT_SET_UP = re.compile(rf"(?<![\w.])(?P<a>{_NUM}) \* (?P<b>{_NUM}) =(?: (?P<p>{_NUM}))?")
+_PRODUCT_SET_UP = re.compile(rf"(?<![\w.])(?P<a>{NUMBER}) \* (?P<b>{NUMBER}) =(?: (?P<p>{NUMBER}))?")
 
 
 def miss_cause(question: str, reasoning: str) -> str:
