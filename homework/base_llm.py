@@ -155,7 +155,6 @@ class BaseLLM:
     # (`</answer>` then EOS) and set their own budgets: `sft.ANSWER_TOKENS`, `rft.MAX_NEW_TOKENS`, CoTModel.
     max_new_tokens = 32
     min_new_tokens = 32
-    stop = None  # a StoppingCriteria class taking (tokenizer, prompt width): ends rows early (`homework.calculator`)
 
     def __init__(self, checkpoint: str | None = None, device: str | None = None,
                  dtype: torch.dtype | None = None):
@@ -210,7 +209,9 @@ class BaseLLM:
             return out
         return [out[i:i + n] for i in range(0, len(out), n)]
 
-    def _generate_chunk(self, prompts: list[str], n: int, temperature: float) -> list[str]:
+    def _generate_chunk(self, prompts: list[str], n: int, temperature: float, stop=None) -> list[str]:
+        """One chunk's completions; stop, a StoppingCriteria class taking (tokenizer, prompt width), ends rows
+        early (`homework.calculator` passes one)."""
         encoded = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
         prefix = _common_prefix(encoded)
         cache = None
@@ -241,7 +242,7 @@ class BaseLLM:
             temperature=None, top_p=None, top_k=None,
             pad_token_id=pad,
             eos_token_id=self.tokenizer.eos_token_id,
-            stopping_criteria=StoppingCriteriaList([self.stop(self.tokenizer, input_ids.shape[1])]) if self.stop else None,
+            stopping_criteria=StoppingCriteriaList([stop(self.tokenizer, input_ids.shape[1])]) if stop else None,
         )
         return self.tokenizer.batch_decode(output[:, input_ids.shape[1]:], skip_special_tokens=True)
 

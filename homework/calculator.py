@@ -58,16 +58,17 @@ class StopAtProduct(StoppingCriteria):
 
 
 class CalculatorLLM(BaseLLM):
-    """A loaded model whose generation hands each product it sets up to the calculator (see the module)."""
+    """A loaded model whose generation hands each product it sets up to the calculator (see the module).
 
-    calls = 0  # products computed since load (the tests read it)
+    Built from a loaded BaseLLM, whose model and tokenizer it shares (nothing is loaded again)."""
 
-    def _generate_chunk(self, prompts: list[str], n: int, temperature: float) -> list[str]:
-        self.stop = StopAtProduct
-        try:
-            texts = BaseLLM._generate_chunk(self, prompts, n, temperature)
-        finally:
-            self.stop = None
+    def __init__(self, llm: BaseLLM):  # not BaseLLM.__init__: the model is loaded already
+        self.tokenizer, self.model, self.device, self.dtype = llm.tokenizer, llm.model, llm.device, llm.dtype
+        self.max_new_tokens, self.min_new_tokens = llm.max_new_tokens, llm.min_new_tokens
+        self.calls = 0  # products computed since load (the tests read it)
+
+    def _generate_chunk(self, prompts: list[str], n: int, temperature: float, stop=None) -> list[str]:
+        texts = super()._generate_chunk(prompts, n, temperature, stop=StopAtProduct)
         out = []
         for text in texts:
             result = calculation(text)
@@ -78,6 +79,4 @@ class CalculatorLLM(BaseLLM):
 
 def with_calculator(llm: BaseLLM) -> CalculatorLLM:
     """The same loaded model and tokenizer, decoding with the calculator."""
-    calc = CalculatorLLM.__new__(CalculatorLLM)
-    calc.__dict__.update(llm.__dict__)
-    return calc
+    return CalculatorLLM(llm)

@@ -1,5 +1,7 @@
 """Calculator decoding: where it steps in, what it writes, the splice into batched generation, bad input."""
 
+from types import SimpleNamespace
+
 import pytest
 from transformers import AutoTokenizer
 
@@ -56,17 +58,18 @@ def test_rows_stop_at_their_own_points_and_the_others_go_on(monkeypatch):
                "C|": " 48 * 39.4 =", "D|": " 7 * = <answer>7</answer>"}
     calls = []
 
-    def scripted(self, prompts, n, temperature):
-        calls.append((list(prompts), self.stop))
+    def scripted(self, prompts, n, temperature, stop=None):
+        calls.append((list(prompts), stop))
         return [written[p] for p in prompts for _ in range(n)]
 
     monkeypatch.setattr(BaseLLM, "_generate_chunk", scripted)
-    model = CalculatorLLM.__new__(CalculatorLLM)
+    loaded = SimpleNamespace(tokenizer=None, model=None, device="cpu", dtype=None, max_new_tokens=5, min_new_tokens=1)
+    model = CalculatorLLM(loaded)
     out = model._generate_chunk(["A|", "B|", "C|", "D|"], 1, 0.0)
     assert out == [written["A|"] + " 60. <answer>60</answer>", written["B|"],
                    " 48 * 39.4 = 1890. <answer>1890</answer>", written["D|"]]
-    assert len(calls) == 1 and calls[0][1] is calculator.StopAtProduct and model.stop is None
-    assert model.calls == 2
+    assert len(calls) == 1 and calls[0][1] is calculator.StopAtProduct, "the criterion is passed with the call"
+    assert model.calls == 2 and model.max_new_tokens == 5
 
 
 def test_stop_criterion_flags_only_rows_ending_in_a_product(tokenizer):
@@ -90,6 +93,6 @@ def test_rft_calculator_mode_batched_as_one_by_one_and_the_gallons_question(fp32
     batched = llm.batched_generate(prompts)
     single = [llm.batched_generate([p])[0] for p in prompts]
     assert batched == single
-    assert llm.calls >= 2 * 3 and llm.stop is None  # products done in both runs
+    assert llm.calls >= 2 * 3  # products done in both runs
     gallons = formats.parse_answer(batched[0])
     assert abs(gallons - 22718.8) <= 0.05 * 22718.8, batched[0]
