@@ -341,11 +341,12 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
         del llm
     ok = not _failed(checks)
     details = {"wrong": [(q, a, t) for (q, t), a in zip(valid, answers) if not is_answer_valid(a, t)][:10]}
+    figure = f"accuracy {acc_valid:.2f}, fresh {acc_fresh:.2f}"  # the points: the file's, as the course's grader
     results = [CaseResult(kind, band_score(kind, acc_valid) if ok else 0.0, BANDS[kind][0],
-                          f"accuracy {acc_valid:.2f}", time.time() - start, checks, details)]
+                          figure, time.time() - start, checks, details)]
     if kind == "rft":
         results.append(CaseResult("rft_extra", band_score("rft_extra", acc_valid) if ok else 0.0,
-                                  BANDS["rft_extra"][0], f"accuracy {acc_valid:.2f}", 0.0))
+                                  BANDS["rft_extra"][0], figure, 0.0))
     return results
 
 
@@ -403,9 +404,9 @@ def grade(target: str | Path, n_questions: int = N_QUESTIONS, timeout: float = C
 def report(results: list[CaseResult], verbose: bool = False) -> str:
     unsafe = sandbox.probe()
     first = f"UNSAFE: graded without a sandbox, the bundle ran with your rights ({unsafe})" if unsafe else ""
-    lines = [first or sandbox.status_line(), f"{'case':<18}{'score':>12}  {'figure':<16}{'time':>8}"]
+    lines = [first or sandbox.status_line(), f"{'case':<18}{'score':>12}  {'figure':<30}{'time':>8}"]
     for r in results:
-        lines.append(f"{r.name:<18}{r.score:>6.1f} / {r.max_score:<3g}  {r.figure:<16}{r.seconds:>7.0f}s")
+        lines.append(f"{r.name:<18}{r.score:>6.1f} / {r.max_score:<3g}  {r.figure:<30}{r.seconds:>7.0f}s")
         for check in r.checks if verbose else [c for c in r.checks if c.startswith("FAIL")]:
             lines.append(f"    {check}")
         if verbose and r.details:
