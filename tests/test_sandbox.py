@@ -29,6 +29,13 @@ def _run(root: Path, timeout: float = 60):
     return grader._run_worker(root, "sft", REQUEST, timeout)
 
 
+def _said(tmp_path: Path, load_body: str, timeout: float = 60) -> str:
+    """What a package whose load() runs load_body and exits with a message said: the case's reason for 0."""
+    out, reason = _run(_package(tmp_path, load_body), timeout)
+    assert out is None, out
+    return reason
+
+
 def test_probe_reports_the_isolation_it_found():
     line = sandbox.status_line()
     assert line.startswith("sandbox: ")
@@ -64,24 +71,30 @@ raise SystemExit(f"blocked {{len(blocked)}}")
 def test_a_listener_on_this_machine_cannot_be_reached(tmp_path):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
+    arrived, reason = _try_to_reach(tmp_path, listener, f"""
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {listener.getsockname()[1]}), timeout=3).sendall(b"answers")
+    raise SystemExit("connected")
+except OSError as err:
+    raise SystemExit(f"no network: {{type(err).__name__}}")
+""")
+    assert arrived == [None] and "no network" in reason, (arrived, reason)
+
+
+def _try_to_reach(tmp_path: Path, listener: socket.socket, load_body: str) -> tuple[list, str]:
+    """(what the listener accepted, the case's reason) for a package whose load() runs load_body."""
     listener.listen(1)
     listener.settimeout(8)
     arrived = []
     thread = threading.Thread(target=lambda: arrived.append(_accept(listener)))
     thread.start()
-    port = listener.getsockname()[1]
-    root = _package(tmp_path, f"""
-import socket
-try:
-    socket.create_connection(("127.0.0.1", {port}), timeout=3).sendall(b"answers")
-    raise SystemExit("connected")
-except OSError as err:
-    raise SystemExit(f"no network: {{type(err).__name__}}")
-""")
-    out, reason = _run(root)
-    thread.join()
-    listener.close()
-    assert arrived == [None] and "no network" in reason, (arrived, reason)
+    try:
+        _, reason = _run(_package(tmp_path, load_body))
+    finally:
+        thread.join()
+        listener.close()
+    return arrived, reason
 
 
 def _accept(listener):
@@ -138,12 +151,7 @@ def test_a_listener_on_a_file_system_socket_cannot_be_reached(tmp_path):
     path = tmp_path / "host.sock"
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(path))
-    listener.listen(1)
-    listener.settimeout(8)
-    arrived = []
-    thread = threading.Thread(target=lambda: arrived.append(_accept(listener)))
-    thread.start()
-    root = _package(tmp_path, f"""
+    arrived, reason = _try_to_reach(tmp_path, listener, f"""
 import socket
 try:
     s = socket.socket(socket.AF_UNIX)
@@ -153,22 +161,18 @@ try:
 except OSError as err:
     raise SystemExit(f"refused: {{type(err).__name__}}")
 """)
-    out, reason = _run(root)
-    thread.join()
-    listener.close()
     assert arrived == [None] and "refused" in reason, (arrived, reason)
 
 
 @isolated
 def test_system_v_shared_memory_dies_with_the_case(tmp_path):
     key = 0x47520000 + os.getpid() % 0xFFFF
-    root = _package(tmp_path, f"""
+    reason = _said(tmp_path, f"""
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 shmid = libc.shmget({key}, 1 << 20, 0o1000 | 0o600)  # IPC_CREAT
 raise SystemExit(f"segment {{shmid}}")
 """)
-    out, reason = _run(root)
     assert "segment" in reason and "segment -1" not in reason, reason
     keys = [int(line.split()[0]) for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
     if key in keys:  # left by a sandbox without an IPC namespace: remove it, then fail
@@ -178,7 +182,7 @@ raise SystemExit(f"segment {{shmid}}")
 
 @isolated
 def test_the_case_has_a_session_of_its_own_and_no_terminal(tmp_path):
-    root = _package(tmp_path, """
+    reason = _said(tmp_path, """
 import os
 try:
     os.close(os.open("/dev/tty", os.O_RDWR))
@@ -187,20 +191,18 @@ except OSError:
     tty = "no tty"
 raise SystemExit(f"leader {os.getsid(0) == os.getpid()}, {tty}")
 """)
-    out, reason = _run(root)
     assert "leader True, no tty" in reason, reason
 
 
 @isolated
 def test_dev_holds_only_the_harmless_nodes(tmp_path):
-    root = _package(tmp_path, """
+    reason = _said(tmp_path, """
 import os
 with open("/dev/null", "w") as f:
     f.write("x")
 assert len(open("/dev/urandom", "rb").read(8)) == 8
 raise SystemExit("dev " + ",".join(sorted(os.listdir("/dev"))))
 """)
-    out, reason = _run(root)
     names = set(reason.split("dev ", 1)[1].split(","))
     assert {"null", "zero", "urandom", "shm"} <= names and not names & {"kmsg", "tty", "mem", "pts", "console"}, names
 
@@ -209,17 +211,16 @@ raise SystemExit("dev " + ",".join(sorted(os.listdir("/dev"))))
 def test_the_grader_s_environment_stays_out(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADER_TEST_TOKEN", "s3cret")
     monkeypatch.setenv("HOMEWORK_TEST_SETTING", "kept")
-    root = _package(tmp_path, """
+    reason = _said(tmp_path, """
 import os
 raise SystemExit(f"token {'GRADER_TEST_TOKEN' in os.environ}, setting {os.environ.get('HOMEWORK_TEST_SETTING')}")
 """)
-    out, reason = _run(root)
     assert "token False, setting kept" in reason, reason
 
 
 @isolated
 def test_the_writable_folder_is_bounded_in_bytes(tmp_path):
-    root = _package(tmp_path, """
+    reason = _said(tmp_path, """
 import os
 written = 0
 try:
@@ -231,8 +232,7 @@ try:
 except OSError as err:
     raise SystemExit(f"stopped at {written} by {type(err).__name__}")
 raise SystemExit(f"wrote {written}")
-""")
-    out, reason = _run(root, timeout=120)
+""", timeout=120)
     assert "stopped at" in reason, reason
     assert int(reason.split("stopped at ")[1].split()[0]) <= sandbox.HOME_BYTES
 
