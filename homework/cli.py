@@ -68,8 +68,10 @@ def argv_mistake(component, argv: list[str]) -> str | None:
             if name not in params and not (name.startswith("no") and name[2:] in params):
                 return f"unknown option --{name}; the options are " + (", ".join(f"--{p}" for p in params) or "none")
             named.add(name)
-            if "=" not in token and name in params and not isinstance(params[name].default, bool):
-                i += 1  # the option's value
+            boolean = name in params and isinstance(params[name].default, bool)
+            if "=" not in token and name in params and (not boolean or (i + 1 < len(rest) and rest[i + 1].lower()
+                                                                         in ("true", "false"))):
+                i += 1  # the option's value ("--flag False" gives a flag one too)
         else:
             positional += 1
         i += 1

@@ -123,6 +123,7 @@ def test_the_argv_check_lets_a_right_command_line_through():
     commands = {"make": make}
     assert argv_mistake(commands, ["make", "q.json", "--n", "5", "--wide"]) is None
     assert argv_mistake(commands, ["make", "--path=q.json", "--nowide"]) is None
+    assert argv_mistake(commands, ["make", "q.json", "--wide", "False", "--n", "2"]) is None
     assert argv_mistake(commands, ["--help"]) is None and argv_mistake(commands, ["make", "--help"]) is None
     assert "missing path" in argv_mistake(commands, ["make", "--n", "5"])
     assert "at most 3" in argv_mistake(commands, ["make", "a", "b", "c", "d"])
