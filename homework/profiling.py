@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from . import training
+from . import batches, training
 from .base_llm import BaseLLM
 
 
@@ -94,7 +94,7 @@ class _Timed:
         self.model.train()
         self.rows = encode(self.llm.tokenizer, data, not pad_to)
         self.pad = self.llm.tokenizer.pad_token_id
-        self.collate = (training.PadCollator if pad_to else training.PackCollator)(self.pad)
+        self.collate = (batches.PadCollator if pad_to else batches.PackCollator)(self.pad)
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
                                            lr=config.learning_rate, fused=True)
         self.seconds, self.tokens, self.steps = 0.0, 0, 0

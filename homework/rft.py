@@ -17,7 +17,7 @@ import dataclasses
 import random
 from pathlib import Path
 
-from . import formats, phrasing, records, training
+from . import adapters, formats, phrasing, records, training
 from .base_llm import BaseLLM
 from .cli import config_command, run_cli
 from .data import DATA_DIR, Dataset, evaluate, load_rows
@@ -87,7 +87,7 @@ def _train(config: RFTConfig, resume: bool = False, test_after: bool = True) -> 
                                    if config.reword else "") + ", loss on the reasoning only"}
     previous = records.read_record(Path(config.output_dir))
     record = training.train(config, "rft", lambda tok: encode_rows(tok, rows), described, "reasoning", resume)
-    return training.finish(record, config.output_dir, load, previous, test_after)
+    return adapters.finish(record, config.output_dir, load, previous, test_after)
 
 
 train_model = config_command(
@@ -100,7 +100,7 @@ train_model = config_command(
 def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None, calculator: bool = False) -> BaseLLM:
     """The RFT adapter on its base model; with `calculator`, decoding hands each product the model sets up
     to a calculator (`homework.calculator`: an opt-in mode, not the pure model that `load_rft()` returns)."""
-    llm = training.load_adapter(Path(model_dir), TRAIN_COMMAND, checkpoint)
+    llm = adapters.load_adapter(Path(model_dir), TRAIN_COMMAND, checkpoint)
     llm.max_new_tokens = MAX_NEW_TOKENS
     if calculator:
         from .calculator import with_calculator

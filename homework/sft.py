@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from . import formats, phrasing, records, training
+from . import adapters, formats, phrasing, records, training
 from .base_llm import BaseLLM
 from .cli import config_command, run_cli
 from .data import DATA_DIR, evaluate, load_rows
@@ -123,7 +123,7 @@ def _train(config: SFTConfig, resume: bool = False, test_after: bool = True) -> 
     previous = records.read_record(Path(config.output_dir))
     record = training.train(config, "sft", lambda tok: encode_rows(tok, rows, config.ending_every),
                             _describe(config, rows), "answer", resume)
-    return training.finish(record, config.output_dir, load, previous, test_after)
+    return adapters.finish(record, config.output_dir, load, previous, test_after)
 
 
 train_model = config_command(
@@ -134,7 +134,7 @@ train_model = config_command(
 
 def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None) -> BaseLLM:
     """The SFT adapter on its base model (the base named in its record, unless `checkpoint` is given)."""
-    llm = training.load_adapter(Path(model_dir), TRAIN_COMMAND, checkpoint)
+    llm = adapters.load_adapter(Path(model_dir), TRAIN_COMMAND, checkpoint)
     llm.max_new_tokens = ANSWER_TOKENS
     return llm
 

@@ -4,7 +4,7 @@
 
 Steps, each a function: `build_model` (base + LoRA, set up for a fast CPU step), the collators and
 `answer_loss` (loss on the completion tokens only), `train` (HF Trainer with checkpoints, resume and the
-divergence guard), `save_adapter` (atomic swap of the adapter folder) and `load_adapter`. Every adapter folder
+divergence guard), which saves through `adapters.save_adapter` (atomic swap of the adapter folder). Every adapter folder
 holds `record.json`: the full config (every field, defaults included), the data with the hash of its rows,
 the parent adapter by hash and the formats it was trained with. The card (`README.md`) and its reproduce
 command are written from that record.
@@ -13,11 +13,9 @@ command are written from that record.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import platform
-import re
 import shutil
 import sys
 import time
@@ -25,11 +23,12 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, formats, lora_step
+from . import distributed, lora_step
+from .adapters import save_adapter
+from .batches import PackCollator, PadCollator, packed_mask
 from .base_llm import DEFAULT_CHECKPOINT, BaseLLM, cpu_has_bf16
-from .cli import ModelUnavailable
 from .data import DataError, writable_dir
-from .records import PATH_FIELDS, parent_of, plot_loss, portable, portable_base, read_record, write_record
+from .records import PATH_FIELDS, parent_of, portable
 
 CHECKPOINT_EVERY = 50  # steps: a checkpoint every ~1 min of CPU training, so a killed run loses little
 LOG_EVERY = 5  # steps between logged losses (the divergence guard reads these)
@@ -75,65 +74,6 @@ class TrainConfig:
     def alpha(self) -> int:
         return self.alpha_per_rank * self.rank
 
-
-
-class PadCollator:
-    """Right-pads a batch to its longest row (no fixed max length: most rows are ~30 tokens)."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(r["input_ids"]) for r in rows)
-
-        def pad(key, value):
-            return torch.tensor([r[key] + [value] * (width - len(r[key])) for r in rows])
-
-        return {"input_ids": pad("input_ids", self.pad_id), "attention_mask": pad("attention_mask", 0),
-                "labels": pad("labels", -100)}
-
-
-class PackCollator:
-    """Packs a batch's rows end to end into a few sequences of about `width` tokens, with no padding between.
-
-    Each row keeps its own positions (0, 1, ...) and attends only to itself: `segments` numbers the rows of
-    a sequence, and `answer_loss` turns it into a block-diagonal causal mask. The loss is the padded batch's
-    loss (a test compares them), on about a fifth fewer tokens. Rows are dealt out longest first, each to the
-    emptiest sequence, so the sequences come out about equally long and little padding is left at their ends.
-    """
-
-    def __init__(self, pad_id: int, width: int = 128):
-        self.pad_id, self.width = pad_id, width
-
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        total = sum(len(r["input_ids"]) for r in rows)
-        bins: list[list[dict]] = [[] for _ in range(max(1, math.ceil(total / self.width)))]
-        fill = [0] * len(bins)
-        for row in sorted(rows, key=lambda r: -len(r["input_ids"])):
-            i = fill.index(min(fill))
-            bins[i].append(row)
-            fill[i] += len(row["input_ids"])
-        batch = {key: torch.full((len(bins), max(fill)), value) for key, value in
-                 (("input_ids", self.pad_id), ("labels", -100), ("position_ids", 0), ("segments", -1))}
-        for i, packed in enumerate(bins):
-            start = 0
-            for j, row in enumerate(packed):
-                n = len(row["input_ids"])
-                batch["input_ids"][i, start:start + n] = torch.tensor(row["input_ids"])
-                batch["labels"][i, start:start + n] = torch.tensor(row["labels"])
-                batch["position_ids"][i, start:start + n] = torch.arange(n)
-                batch["segments"][i, start:start + n] = j
-                start += n
-        return batch
-
-
-def packed_mask(segments: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Additive 4-D attention mask: a token sees the earlier tokens of its own row (padding sees itself)."""
-    n = segments.shape[1]
-    same = segments[:, :, None] == segments[:, None, :]
-    causal = torch.ones(n, n, dtype=torch.bool, device=segments.device).tril()
-    allowed = (same & causal) | torch.eye(n, dtype=torch.bool, device=segments.device)
-    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
 def mixed_precision(base, device: str) -> bool:
@@ -344,89 +284,6 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
         shutil.rmtree(work_dir, ignore_errors=True)
     distributed.leave()
     return record
-
-
-def finish(record: dict, output_dir: str, load, previous: dict, test_after: bool = True) -> str | None:
-    """A recipe's last step: on the main process only, test the new adapter on data/valid.json, write the figure
-    into its card, and say what it replaced (`previous`: the record read from output_dir before training)."""
-    if not distributed.is_main():  # the main process saved; it alone reports and tests
-        return None
-    message = (f"saved {record['kind']} adapter to {output_dir} ({record['run']['steps']} steps, "
-               f"{record['run']['train_minutes']} min)")
-    if test_after:
-        import gc
-
-        from .data import evaluate
-
-        gc.collect()
-        record["test"] = evaluate(load(output_dir), "valid")
-        write_record(Path(output_dir), record)
-        message += f"; {record['test']}"
-    return message + "\n" + replaced_line(previous, record)
-
-
-def replaced_line(previous: dict, record: dict) -> str:
-    """One line: the new adapter's figure on data/valid.json beside that of the adapter it replaced."""
-    new = _accuracy(record.get("test")) or "not tested"
-    if not previous:
-        return f"replaced: nothing (new {new})"
-    return f"replaced: an adapter with valid accuracy {_accuracy(previous.get('test')) or 'never recorded'} (new {new})"
-
-
-def _accuracy(summary: str | None) -> str:
-    found = re.search(r"accuracy=([\d.]+)", summary or "")
-    return found.group(1) if found else ""
-
-
-def save_adapter(model, output_dir: Path, record: dict, history: list, runs: Path | None = None) -> None:
-    """Write the adapter, its record, card, loss log and curve beside output_dir, then swap it in."""
-    tmp = output_dir.with_name(output_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    portable_base(tmp, record["base_model"])
-    (tmp / "loss.json").write_text(json.dumps(history) + "\n")
-    if runs is not None and runs.exists():
-        shutil.copytree(runs, tmp / "runs")
-    plot_loss(history, tmp / "loss.png", record["kind"])
-    write_record(tmp, record)
-    old = output_dir.with_name(output_dir.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if output_dir.exists():
-        os.replace(output_dir, old)
-    os.replace(tmp, output_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def load_adapter(model_dir: Path, command: str, checkpoint: str | None = None) -> BaseLLM:
-    """BaseLLM with the trained LoRA adapter in model_dir attached, and nothing else in front of it.
-
-    The base model comes from the adapter's record (`checkpoint` overrides it); an adapter whose record names
-    a prompt or completion format this code does not know is refused, since its prompts would not match.
-    """
-    from peft import PeftModel
-
-    model_dir = Path(model_dir)
-    old = model_dir.with_name(model_dir.name + ".old")
-    if not (model_dir / "adapter_model.safetensors").exists() and (old / "adapter_model.safetensors").exists():
-        # a save was cut between its two renames: the previous adapter is whole in .old
-        print(f"note: {model_dir} is missing after an interrupted save; using the previous adapter in {old}",
-              file=sys.stderr)
-        model_dir = old
-    if not (model_dir / "adapter_model.safetensors").exists():
-        raise ModelUnavailable(f"no trained adapter in {model_dir}; run: {command}")
-    record = read_record(model_dir)
-    for part, name in record.get("format", {}).items():
-        if name not in formats.FORMATS.get(part, {}):
-            raise ModelUnavailable(f"the adapter in {model_dir} was trained with {part} format {name!r}, which this "
-                                   f"code does not render; retrain with: {command}")
-    llm = BaseLLM(checkpoint or record.get("base_model"))
-    llm.min_new_tokens = 1  # a trained format ends itself (`</answer>`, EOS); the recipe sets max_new_tokens
-    try:
-        llm.model = PeftModel.from_pretrained(llm.model, model_dir).eval()
-    except (RuntimeError, ValueError, KeyError) as err:
-        raise ModelUnavailable(f"the adapter in {model_dir} does not fit this base model "
-                               f"({str(err).splitlines()[0][:120]}); retrain with: {command}") from None
-    return llm
 
 
 # Options that say how to run, not what to train: `config_command` adds them after the config's fields.

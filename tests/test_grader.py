@@ -176,9 +176,9 @@ def test_zip_bombs_are_refused_before_extraction(tmp_path, entries, reason):
 
 
 def test_a_zip_over_the_total_size_is_refused(tmp_path, monkeypatch):
-    from grader import grader as grader_module
+    from grader import untrusted
 
-    monkeypatch.setattr(grader_module, "ZIP_BYTES", 2**20)
+    monkeypatch.setattr(untrusted, "ZIP_BYTES", 2**20)
     zip_path = _zip_of(tmp_path / "big.zip", {f"homework/w{i}.bin": bytes(range(256)) * 1024 for i in range(5)})
     (tmp_path / "out").mkdir()
     with pytest.raises(BundleError, match="uncompressed, over"):
@@ -208,25 +208,25 @@ def test_overlapping_zip_entries_are_refused(tmp_path):
 
 
 def test_result_lines_nested_past_the_bound_score_nothing_and_grading_goes_on():
-    from grader import grader as grader_module
+    from grader import untrusted
 
-    result, reason = grader_module._result_of(0, "GRADER_RESULT " + "[" * 100_000 + "]" * 100_000 + "\n", "")
+    result, reason = untrusted.result_of(0, "GRADER_RESULT " + "[" * 100_000 + "]" * 100_000 + "\n", "")
     assert result is None and "nests deeper" in reason
-    assert grader_module._result_of(0, 'GRADER_RESULT {"answers": [[1]]}\n', "")[0] == {"answers": [[1]]}
+    assert untrusted.result_of(0, 'GRADER_RESULT {"answers": [[1]]}\n', "")[0] == {"answers": [[1]]}
 
 
 def test_texts_past_their_bound_are_refused_by_characters_then_tokens():
-    from grader import grader as grader_module
+    from grader import untrusted
 
     class Words:  # a tokenizer of words, enough to count
         def __call__(self, texts, add_special_tokens=False):
             return type("Batch", (), {"input_ids": [t.split() for t in texts]})()
 
-    chars, tokens = grader_module.GENERATION_BOUND
-    assert grader_module._strings(["a b", "c"], 2, (chars, tokens), Words()) == (["a b", "c"], "")
-    assert "characters, over" in grader_module._strings(["x" * (chars + 1), ""], 2, (chars, tokens), Words())[1]
-    assert "tokens, over" in grader_module._strings(["a " * (tokens + 1), ""], 2, (chars, tokens), Words())[1]
-    assert grader_module._strings(["a"], 2, (chars, tokens), Words())[0] is None
+    chars, tokens = untrusted.GENERATION_BOUND
+    assert untrusted.strings(["a b", "c"], 2, (chars, tokens), Words()) == (["a b", "c"], "")
+    assert "characters, over" in untrusted.strings(["x" * (chars + 1), ""], 2, (chars, tokens), Words())[1]
+    assert "tokens, over" in untrusted.strings(["a " * (tokens + 1), ""], 2, (chars, tokens), Words())[1]
+    assert untrusted.strings(["a"], 2, (chars, tokens), Words())[0] is None
 
 
 def test_without_a_sandbox_nothing_is_graded_unless_unsafe(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from homework import lora_step, sft, training
+from homework import batches, lora_step, sft, training
 from homework.base_llm import BaseLLM
 
 ROWS = [("Convert 1 m to ft.", 3.28), ("How many g in 2 kg?", 2000), ("What is 7 hours in minutes?", 420),
@@ -31,8 +31,8 @@ def _loss_and_grads(model, batch):
 def test_fused_path_gives_peft_loss_and_gradients_in_fp32(tiny_checkpoint, pack):
     llm_tok = BaseLLM(tiny_checkpoint, dtype=torch.float32).tokenizer
     rows = sft.encode_rows(llm_tok, ROWS)
-    batch = (training.PackCollator(llm_tok.pad_token_id, width=40) if pack
-             else training.PadCollator(llm_tok.pad_token_id))(rows)
+    batch = (batches.PackCollator(llm_tok.pad_token_id, width=40) if pack
+             else batches.PadCollator(llm_tok.pad_token_id))(rows)
     fused = _model(tiny_checkpoint, torch.float32, fused=True)
     plain = _model(tiny_checkpoint, torch.float32, fused=False)
     loss, grads = _loss_and_grads(fused, batch)
@@ -47,7 +47,7 @@ def test_fused_path_gives_peft_loss_and_gradients_in_fp32(tiny_checkpoint, pack)
 def test_fused_path_in_bf16_keeps_fp32_gradients_and_the_loss(tiny_checkpoint):
     """bf16 base: the fused node returns fp32 gradients for the fp32 adapter, within bf16 rounding of peft's."""
     llm_tok = BaseLLM(tiny_checkpoint, dtype=torch.float32).tokenizer
-    batch = training.PackCollator(llm_tok.pad_token_id)(sft.encode_rows(llm_tok, ROWS))
+    batch = batches.PackCollator(llm_tok.pad_token_id)(sft.encode_rows(llm_tok, ROWS))
     loss, grads = _loss_and_grads(_model(tiny_checkpoint, torch.bfloat16, fused=True), batch)
     plain_loss, plain_grads = _loss_and_grads(_model(tiny_checkpoint, torch.bfloat16, fused=False), batch)
     assert loss == pytest.approx(plain_loss, rel=0.01)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from homework import records, rft, sft, training
+from homework import adapters, records, rft, sft
 from homework.base_llm import DEFAULT_CHECKPOINT, ModelUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ def test_records_show_reads_a_chained_record_and_refuses_a_folder_without_one(tm
     ({"kind": "sft"}, {}, "replaced: an adapter with valid accuracy never recorded (new not tested)"),
 ])
 def test_train_says_what_it_replaced(previous, record, line):
-    assert training.replaced_line(previous, record) == line
+    assert adapters.replaced_line(previous, record) == line
 
 
 def test_an_unknown_format_is_refused(tmp_path):
@@ -95,4 +95,4 @@ def test_an_unknown_format_is_refused(tmp_path):
     (folder / "adapter_model.safetensors").write_bytes(b"")
     (folder / records.RECORD_FILE).write_text(json.dumps({"format": {"prompt": "question", "completion": "haiku"}}))
     with pytest.raises(ModelUnavailable, match="completion format 'haiku'"):
-        training.load_adapter(folder, sft.TRAIN_COMMAND)
+        adapters.load_adapter(folder, sft.TRAIN_COMMAND)

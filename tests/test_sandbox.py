@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import grader, sandbox
+from grader import sandbox, untrusted
 
 REPO = Path(__file__).resolve().parent.parent
 REQUEST = {"kind": "sft", "valid": ["How many feet are in 7 meters?"], "fresh": []}
@@ -25,7 +25,7 @@ def _package(tmp_path: Path, load_body: str, top: str = "") -> Path:
 
 
 def _run(root: Path, timeout: float = 60):
-    return grader._run_worker(root, "sft", REQUEST, timeout)
+    return untrusted.run_worker(root, "sft", REQUEST, timeout)
 
 
 def _said(tmp_path: Path, load_body: str, timeout: float = 60) -> str:
@@ -257,12 +257,12 @@ def test_flooding_stdout_stops_at_the_file_limit(tmp_path):
 
 
 def test_result_shapes_that_are_not_a_result():
-    assert grader._result_of(0, 'GRADER_RESULT {"answers": [1]}\n', "")[0] == {"answers": [1]}
-    assert "not JSON" in grader._result_of(0, "GRADER_RESULT {answers\n", "")[1]
-    assert "not an object" in grader._result_of(0, "GRADER_RESULT [1]\n", "")[1]
-    assert "exit code 3" in grader._result_of(3, 'GRADER_RESULT {"answers": [1]}\n', "boom")[1]
-    assert grader._floats([1, None, 2.5], 3)[1] != grader._floats([1, None, 2.5], 3)[1]  # None is NaN
-    assert grader._floats([1, "2"], 2) is None and grader._floats([True], 1) is None and grader._floats([1], 2) is None
+    assert untrusted.result_of(0, 'GRADER_RESULT {"answers": [1]}\n', "")[0] == {"answers": [1]}
+    assert "not JSON" in untrusted.result_of(0, "GRADER_RESULT {answers\n", "")[1]
+    assert "not an object" in untrusted.result_of(0, "GRADER_RESULT [1]\n", "")[1]
+    assert "exit code 3" in untrusted.result_of(3, 'GRADER_RESULT {"answers": [1]}\n', "boom")[1]
+    assert untrusted.floats([1, None, 2.5], 3)[1] != untrusted.floats([1, None, 2.5], 3)[1]  # None is NaN
+    assert untrusted.floats([1, "2"], 2) is None and untrusted.floats([True], 1) is None and untrusted.floats([1], 2) is None
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not (sandbox.CGROUP_ROOT / "memory" / "cgroup.procs").exists(),

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from homework import formats, profiling, records, sft, training
+from homework import batches, formats, profiling, records, sft, training
 from homework.base_llm import DEFAULT_CHECKPOINT, BaseLLM, ModelUnavailable, embedded_model_dir
 from homework.units import BY_NAME, parse_question
 
@@ -29,7 +29,7 @@ def test_labels_cover_only_answer_and_eos(tokenizer):
 
 def test_collator_pads_right_and_masks_padding(tokenizer):
     rows = sft.encode_rows(tokenizer, [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons?", 3e6)])
-    batch = training.PadCollator(tokenizer.pad_token_id)(rows)
+    batch = batches.PadCollator(tokenizer.pad_token_id)(rows)
     short = len(rows[0]["input_ids"])
     assert batch["input_ids"].shape[1] == max(len(r["input_ids"]) for r in rows)
     assert (batch["labels"][0, short:] == -100).all() and (batch["attention_mask"][0, short:] == 0).all()
@@ -42,7 +42,7 @@ QUESTIONS = [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons
 def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
     """Packing rows end to end (own positions, block-diagonal mask) changes the token count, not the loss."""
     rows = sft.encode_rows(tokenizer, QUESTIONS)
-    packed = training.PackCollator(tokenizer.pad_token_id, width=40)(rows)
+    packed = batches.PackCollator(tokenizer.pad_token_id, width=40)(rows)
     lengths = [len(r["input_ids"]) for r in rows]
     n_seq, width = packed["input_ids"].shape
     assert n_seq == math.ceil(sum(lengths) / 40) < len(rows)
@@ -56,13 +56,13 @@ def test_packed_batch_gives_the_padded_loss(tiny_checkpoint, tokenizer):
         if "lora_B" in name:  # a non-zero adapter, so the check covers it too
             torch.nn.init.normal_(p, std=0.05)
     with torch.no_grad():
-        padded_loss = training.answer_loss(model, training.PadCollator(tokenizer.pad_token_id)(rows))
+        padded_loss = training.answer_loss(model, batches.PadCollator(tokenizer.pad_token_id)(rows))
         packed_loss = training.answer_loss(model, packed)
-        shuffled = training.answer_loss(model, training.PackCollator(tokenizer.pad_token_id, width=40)(rows[::-1]))
+        shuffled = training.answer_loss(model, batches.PackCollator(tokenizer.pad_token_id, width=40)(rows[::-1]))
     assert packed_loss.item() == pytest.approx(padded_loss.item(), rel=1e-5)
     assert shuffled.item() == pytest.approx(padded_loss.item(), rel=1e-5)
     # and the mask matters: all rows in one sequence give the same loss, unless each row sees the rows before it
-    one = training.PackCollator(tokenizer.pad_token_id, width=1000)(rows)
+    one = batches.PackCollator(tokenizer.pad_token_id, width=1000)(rows)
     leaky = dict(one, segments=torch.zeros_like(one["segments"]))
     with torch.no_grad():
         assert one["input_ids"].shape[0] == 1
@@ -224,7 +224,7 @@ def test_bf16_training_keeps_an_fp32_adapter_and_the_same_loss(tiny_checkpoint, 
     """bf16 base weights: the adapter stays fp32 (what is saved and updated), runs under autocast, and the
     loss and adapter gradients agree with peft's own fp32 path to bf16 precision."""
     rows = sft.encode_rows(tokenizer, [("Convert 1 m to ft.", 3.28), ("How many g in 2 kg?", 2000)])
-    batch = training.PadCollator(tokenizer.pad_token_id)(rows)
+    batch = batches.PadCollator(tokenizer.pad_token_id)(rows)
     torch.manual_seed(0)
     model = training.build_model(BaseLLM(tiny_checkpoint, dtype=torch.bfloat16), rank=4, fused=False)
     adapter = {n: p for n, p in model.named_parameters() if p.requires_grad}
