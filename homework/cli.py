@@ -42,8 +42,9 @@ def run_cli(component, on_interrupt: str = "interrupted") -> None:
 
 def argv_mistake(component, argv: list[str]) -> str | None:
     """The user's mistake on a command line, checked before Fire reads it (Fire answers one with its whole
-    usage page): an unknown command, or an option the command does not take. None when neither is found; Fire
-    then reads the line as usual (a wrong value is the command's own one-line error)."""
+    usage page): an unknown command, an option the command does not take, a missing argument or one too many.
+    None when none is found; Fire then reads the line as usual (a wrong value is the command's own one-line
+    error)."""
     if isinstance(component, dict):
         if not argv or argv[0] in ("--help", "-h"):
             return None
