@@ -44,6 +44,18 @@ def calculation(text: str) -> str | None:
     return f" {product}. {OPEN}{product}{CLOSE}"
 
 
+def filled(text: str) -> bool:
+    """Whether `text`, decoded with the calculator, holds a product the calculator wrote: its first "A * B ="
+    is followed by exactly what `calculation` writes there. Decoding stops at the first such point, so under
+    the calculator nothing after it is the model's."""
+    for i, char in enumerate(text):
+        if char == "=":
+            result = calculation(text[:i + 1])
+            if result is not None:
+                return text[i + 1:].startswith(result)
+    return False
+
+
 class StopAtProduct(StoppingCriteria):
     """Ends a row of a batch once its new text ends in "A * B =" (the other rows go on)."""
 

@@ -28,6 +28,8 @@ def _check_rows(rows, path: Path, width: tuple[int, ...]) -> list[list]:
             raise DataError(f"{path}: row {i} should be a list of {' or '.join(map(str, width))} items: {row!r:.80}")
         if not isinstance(row[0], str) or isinstance(row[1], bool) or not isinstance(row[1], (int, float)):
             raise DataError(f"{path}: row {i} should start with a question string and a number: {row!r:.80}")
+        if len(row) == 4 and not isinstance(row[3], dict):
+            raise DataError(f"{path}: row {i}'s fourth item should be an object of notes: {row!r:.80}")
     return rows
 
 

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from . import base_llm, distributed
 from .base_llm import BaseLLM
+from .calculator import filled, with_calculator
 from .cli import run_cli
 from .data import Dataset, load_rows, writable_dir
 from .formats import judge, reasoning_fault, with_hint
@@ -86,7 +87,7 @@ def _progress_files(progress: Path) -> list[Path]:
     return sorted(progress.parent.glob(f"{progress.stem}*{progress.suffix}"))
 
 
-def _read_progress(paths: list[Path]) -> dict[str, str | None]:
+def _read_progress(paths: list[Path]) -> dict[str, tuple[str | None, bool]]:  # question: (reasoning, by calculator)
     done = {}
     for path in paths:
         for line in path.read_text().splitlines():
@@ -94,7 +95,7 @@ def _read_progress(paths: list[Path]) -> dict[str, str | None]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by the interruption: that question is sampled again
-            done[record["question"]] = record["reasoning"]
+            done[record["question"]] = record["reasoning"], record.get("calculator_filled", False)
     return done
 
 
@@ -107,7 +108,7 @@ def _summary(figures: dict) -> str:
 def generate_dataset(output_json: str, oversample: int = 10, temperature: float = 0.6,
                      questions: str = "train", model: str = "cot", limit: int | None = None,
                      hint: bool = False, seed: int = 0, naive_baseline: int = 0, keep: str = "sound",
-                     model_dir: str = "", checkpoint: str = "") -> str | None:
+                     model_dir: str = "", checkpoint: str = "", calculator: bool = False) -> str | None:
     """Sample, filter and merge RFT rows into output_json (sharded over the processes of `accelerate launch`).
 
     Args:
@@ -127,6 +128,9 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
             accepted sample; questions with a row are never sampled again).
         model_dir: with --model rft, the adapter folder to sample from (default: homework/rft_model).
         checkpoint: base model: a transformers name or path (default: the adapter's record, else the embedded one).
+        calculator: sample with calculator decoding (homework/calculator.py): the model writes the fact and
+            sets up "A * B =", the calculator writes the product. A kept row whose product it wrote carries
+            {"calculator_filled": true} as a fourth item; the checks on the row are the same.
     """
     import torch
 
@@ -137,7 +141,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     rank, processes = distributed.world()
     distributed.join()
     rows = Dataset(questions).data[:limit]
-    kept = {r[0]: r for r in load_rows(output, (3,))} if output.exists() else {}
+    kept = {r[0]: r for r in load_rows(output, (3, 4))} if output.exists() else {}
     progress = output.with_name(f"{output.name}.{model}.progress.jsonl")
     # Another process may already be appending to its own file: that only adds questions of its own shard.
     done = _read_progress(_progress_files(progress))
@@ -148,6 +152,8 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     shard = rows[rank::processes]
     todo = [r for r in shard if not settled(r[0]) and r[0] not in done]
     llm = _sampler(model, model_dir, checkpoint)
+    if calculator:
+        llm = with_calculator(llm)
     torch.manual_seed(seed + rank)  # each process its own draws
     def prompt(question: str) -> str:  # what the sampler is asked; the saved row keeps the bare question
         return with_hint(question) if hint and model != "cot" else question
@@ -178,7 +184,10 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
                     order = (loose and keep == "sound", len(reasoning))  # sound first, then shortest
                     if best is None or order < best_order:
                         best, best_order = reasoning, order
-                prog.write(json.dumps({"question": question, "answer": answer, "reasoning": best}) + "\n")
+                record = {"question": question, "answer": answer, "reasoning": best}
+                if calculator and best and filled(best):
+                    record["calculator_filled"] = True
+                prog.write(json.dumps(record) + "\n")
                 mine[question] = best
             prog.flush()
     figures = {"questions": len(mine), "accepted": sum(1 for r in mine.values() if r),
@@ -190,12 +199,13 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         return None
     done = _read_progress(_progress_files(progress))
     answers = {r[0]: r[1] for r in rows}
-    for question, reasoning in done.items():
+    for question, (reasoning, by_calculator) in done.items():
         if not reasoning or question not in answers:
             continue
         if question not in kept or (keep == "sound" and not reasoning_fault(question, reasoning)):
-            kept[question] = [question, answers[question], reasoning]
+            kept[question] = [question, answers[question], reasoning] + [{"calculator_filled": True}] * by_calculator
     save_rows(list(kept.values()), output)
+    by_calculator = sum(1 for r in kept.values() if r[3:] and r[3].get("calculator_filled"))
     for path in _progress_files(progress):
         path.unlink()
     distributed.leave()
@@ -207,7 +217,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
                    for k in ("questions", "accepted", "sound", "tokens", "seconds")}
     print(("all processes: " if processes > 1 else "") + f"samples: {stats}; {_summary(figures)}"
           + (f" (naive per-question loop: {naive:.0f} tokens/s)" if naive else ""))
-    return f"wrote {len(kept)} rows to {output}"
+    return f"wrote {len(kept)} rows to {output}" + (f" ({by_calculator} calculator-filled)" if by_calculator else "")
 
 
 def main() -> None:

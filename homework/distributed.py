@@ -6,7 +6,7 @@
 
 The launcher (torchrun underneath) sets RANK, WORLD_SIZE and LOCAL_RANK; a plain `python -m ...` sets none and
 is one process, exactly as before. Training leaves the data parallelism to HF Trainer (DDP), keeps the global
-batch at the configured size (`batch_plan`), runs its loss through DDP's forward (`forward_through_ddp`) and
+batch at the configured size (`batch_plan`), runs its loss as a DDP forward (`LossThroughDDP`) and
 checks that the processes end in step (`fingerprint`); only the main process writes. Datagen uses this module's
 process group for two meeting points: the start, and the end where the main process gathers every shard's
 figures.
@@ -88,20 +88,41 @@ def join() -> None:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=MEETING_TIMEOUT)
 
 
-def forward_through_ddp(ddp, loss, inputs: dict, *args) -> torch.Tensor:
-    """`loss(model, inputs, *args)` on the model inside `ddp`, run as that model's forward.
+class LossForward(torch.nn.Module):
+    """A module whose forward is `loss(model, inputs, *args)`: the loss runs as a forward that DDP itself calls.
 
     DDP averages the processes' gradients only for a forward it ran itself (its reducer is armed in
     `DistributedDataParallel.forward`); a loss that calls parts of the inner model directly, as
-    `training.answer_loss` does, would train each process on its own. So the inner model's forward is, for
-    this one call, the loss.
+    `training.answer_loss` does, would train each process on its own. See `LossThroughDDP`.
     """
-    inner = ddp.module
-    inner.forward = lambda batch: loss(inner, batch, *args)
-    try:
-        return ddp(inputs)
-    finally:
-        del inner.forward
+
+    def __init__(self, model: torch.nn.Module, loss):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, inputs: dict, *args) -> torch.Tensor:
+        return self.loss(self.model, inputs, *args)
+
+
+class LossThroughDDP:
+    """`loss` run through a second DDP over the same model as `ddp`, with `ddp`'s settings, made on first use.
+
+    The trainer's own DDP (`ddp`) keeps doing what it does (gradient accumulation's `no_sync`, saving); its
+    reducer only acts after a forward of its own, so the gradients are reduced once, by this one, and only
+    where `ddp` would: its `require_backward_grad_sync` is carried over on every call.
+    """
+
+    def __init__(self, loss):
+        self.loss, self.ddp = loss, None
+
+    def __call__(self, ddp, inputs: dict, *args) -> torch.Tensor:
+        if self.ddp is None or self.ddp.module.model is not ddp.module:  # a collective: every process's first step
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                LossForward(ddp.module, self.loss), device_ids=ddp.device_ids, output_device=ddp.output_device,
+                broadcast_buffers=ddp.broadcast_buffers, find_unused_parameters=ddp.find_unused_parameters,
+                gradient_as_bucket_view=ddp.gradient_as_bucket_view)
+        self.ddp.require_backward_grad_sync = ddp.require_backward_grad_sync
+        return self.ddp(inputs, *args)
 
 
 def fingerprint(model) -> str:

@@ -10,9 +10,10 @@ products (docs/performance.md). `FusedLoRA` computes the same function,
 
 with one node and its backward written out: the scale is applied to the rank-r intermediate instead of the
 [tokens, out] result, the add is folded into the matrix product (`addmm`), and the fp32 adapter is cast to
-the activation dtype once. Gradients go to x, A and B only (the base weight is frozen). `install` swaps it
-into every peft LoRA linear layer of a model for training; the adapter, its parameters and what peft saves
-are unchanged. A test checks loss and gradients against peft's forward.
+the activation dtype once. Gradients go to x, A and B only (the base weight is frozen). `register` has peft
+build each adapted linear layer as `FusedLinear`, a LoRA Linear whose forward takes this path in training
+(peft's own otherwise); the adapter, its parameters and what peft saves are unchanged. A test checks loss and
+gradients against peft's forward.
 """
 
 from __future__ import annotations
@@ -44,31 +45,39 @@ class FusedLoRA(torch.autograd.Function):
         return grad_x, None, None, grad_a, grad_b, None
 
 
-def _fused_forward(layer):
-    """A forward for one peft LoRA Linear that takes the fused path when it can, and peft's own otherwise."""
-    plain = layer.forward
+def fused_layer_class():
+    """`FusedLinear`: a peft LoRA Linear whose training forward is `FusedLoRA`; built on first use (peft is heavy).
 
-    def forward(x, *args, **kwargs):
-        adapters = layer.active_adapters
-        if (args or kwargs or layer.disable_adapters or layer.merged or len(adapters) != 1
-                or adapters[0] not in layer.lora_A or not torch.is_grad_enabled()):
-            return plain(x, *args, **kwargs)
-        name = adapters[0]
-        base = layer.get_base_layer()
-        return FusedLoRA.apply(x, base.weight, base.bias, layer.lora_A[name].weight, layer.lora_B[name].weight,
-                               layer.scaling[name])
+    It is given to peft through its custom-layer hook (`register`), so peft builds every adapted linear layer
+    as this class from the start: its parameters, their names and what peft saves are a plain LoRA Linear's.
+    """
+    global _FUSED
+    if _FUSED is None:
+        from peft.tuners.lora.layer import Linear
 
-    return forward
+        class FusedLinear(Linear):
+            def forward(self, x, *args, **kwargs):
+                adapters = self.active_adapters
+                if (args or kwargs or self.disable_adapters or self.merged or len(adapters) != 1
+                        or adapters[0] not in self.lora_A or not torch.is_grad_enabled() or self.lora_variant
+                        or not isinstance(self.lora_dropout[adapters[0]], torch.nn.Identity)):
+                    return super().forward(x, *args, **kwargs)  # peft's own path
+                name, base = adapters[0], self.get_base_layer()
+                return FusedLoRA.apply(x, base.weight, base.bias, self.lora_A[name].weight,
+                                       self.lora_B[name].weight, self.scaling[name])
+
+        _FUSED = FusedLinear
+    return _FUSED
 
 
-def install(model) -> int:
-    """Route every vanilla peft LoRA Linear of `model` (no dropout, no variant) through `FusedLoRA`; the count."""
-    from peft.tuners.lora.layer import Linear
+_FUSED = None
 
-    count = 0
-    for module in model.modules():
-        if type(module) is Linear and not module.lora_variant and all(
-                isinstance(d, torch.nn.Identity) for d in module.lora_dropout.values()):
-            module.forward = _fused_forward(module)
-            count += 1
-    return count
+
+def register(config) -> None:
+    """Have peft build the linear layers that `config` (a LoraConfig) adapts as `FusedLinear`."""
+    config._register_custom_module({torch.nn.Linear: fused_layer_class()})
+
+
+def count(model) -> int:
+    """How many of `model`'s layers train through `FusedLoRA`."""
+    return sum(isinstance(m, fused_layer_class()) for m in model.modules())

@@ -106,7 +106,7 @@ def _note_rounds(rows: Path, round_name: str) -> None:
         "rounds": {}}
     before = {r[0]: r[2] for r in json.loads(snapshot.read_text())} if snapshot.exists() else {}
     current = json.loads(rows.read_text()) if rows.exists() else []
-    for question, _, reasoning in current:
+    for question, _, reasoning, *_ in current:
         if before.get(question) != reasoning and round_name not in side["rounds"].setdefault(question, []):
             side["rounds"][question].append(round_name)
     sidecar.write_text(json.dumps(side, indent=0) + "\n")

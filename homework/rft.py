@@ -56,7 +56,7 @@ class RFTConfig(training.TrainConfig):
 
 def training_rows(config: RFTConfig) -> list:
     """The data file's rows, `config.reword` of them asked anew in composed phrasings (same conversion)."""
-    rows = load_rows(config.data, (3,), min_rows=1)
+    rows = load_rows(config.data, (3, 4), min_rows=1)  # a 4th item: the row's notes
     if not 0 <= config.reword <= 1:
         raise ValueError(f"reword must be a share between 0 and 1, not {config.reword}")
     if not config.reword:
@@ -72,7 +72,7 @@ def training_rows(config: RFTConfig) -> list:
 
 def encode_rows(tokenizer, rows: list) -> list[dict]:
     return [formats.encode(tokenizer, formats.question_prompt(q), formats.rft_completion(reasoning))
-            for q, _, reasoning in rows]
+            for q, _, reasoning, *_ in rows]
 
 
 def _train(config: RFTConfig, resume: bool = False, test_after: bool = True) -> str | None:

@@ -157,19 +157,22 @@ def build_model(llm: BaseLLM, rank: int, alpha: int | None = None, init_adapter:
     if llm.device == "cpu":
         llm.model.set_attn_implementation("eager")
     if init_adapter:
-        model = PeftModel.from_pretrained(llm.model, init_adapter, is_trainable=True)
-        # the record's portable name is no folder peft can read while it checkpoints; the save writes it back
-        model.peft_config["default"].base_model_name_or_path = llm.model.config._name_or_path
+        config = LoraConfig.from_pretrained(init_adapter)
     else:
         config = LoraConfig(r=rank, lora_alpha=alpha or 4 * rank, lora_dropout=0.0, bias="none",
                             task_type="CAUSAL_LM", target_modules="all-linear")
+    if fused:
+        lora_step.register(config)
+    if init_adapter:
+        model = PeftModel.from_pretrained(llm.model, init_adapter, is_trainable=True, config=config)
+        # the record's portable name is no folder peft can read while it checkpoints; the save writes it back
+        model.peft_config["default"].base_model_name_or_path = llm.model.config._name_or_path
+    else:
         model = get_peft_model(llm.model, config)
     if mixed_precision(llm.model, llm.device):
         for module in model.modules():
             if isinstance(module, BaseTunerLayer):
                 module.cast_input_dtype_enabled = False  # autocast runs the fp32 adapter in bf16 instead
-    if fused:
-        lora_step.install(model)
     return model
 
 
@@ -177,13 +180,17 @@ def _trainer(model, args, dataset, collator, guard: DivergenceGuard):
     from transformers import Trainer, TrainerCallback
 
     class AnswerLossTrainer(Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.through_ddp = distributed.LossThroughDDP(answer_loss)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             # The Trainer counts the step's labelled tokens over every accumulation pass and process, and then
             # does not divide the loss by the passes: each pass's sum over that count makes the step's gradient
             # the mean over all its tokens, as one pass over the whole batch on one process would.
             if isinstance(model, torch.nn.parallel.DistributedDataParallel):  # under `accelerate launch`
                 # DDP averages the processes' gradients, where the token mean wants their sum
-                loss = distributed.forward_through_ddp(model, answer_loss, inputs, num_items_in_batch)
+                loss = self.through_ddp(model, inputs, num_items_in_batch)
                 return loss if num_items_in_batch is None else loss * self.accelerator.num_processes
             return answer_loss(model, inputs, num_items_in_batch)
 

@@ -50,6 +50,17 @@ def test_the_calculation_completes_the_worked_answers_the_model_learnt():
         assert setup + calculation(setup) == worked
 
 
+@pytest.mark.parametrize("text,by_calculator", [
+    ("1 day = 24 hours, so 2.5 days = 2.5 * 24 = 60. <answer>60</answer>", True),     # the calculator's close
+    ("1 day = 24 hours, so 2.5 days = 2.5 * 24 = 60 hours. <answer>60</answer>", False),  # the model's own words
+    ("1 day = 24 hours, so 2.5 days = 2.5 * 24 = 61. <answer>61</answer>", False),    # a product it did not write
+    ("7 * = <answer>7</answer>", False),                                              # no product to do
+    ("<answer>60</answer>", False),
+])
+def test_filled_tells_the_calculator_s_products_from_the_model_s(text, by_calculator):
+    assert calculator.filled(text) is by_calculator
+
+
 # what a stand-in model writes after each prompt; the calculator's results are in the keys it must be handed
 def test_rows_stop_at_their_own_points_and_the_others_go_on(monkeypatch):
     """The decoder stops a row where it has set up a product; the calculation closes that row's line, and rows

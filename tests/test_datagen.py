@@ -171,6 +171,37 @@ def test_hint_is_in_the_sampling_prompt_but_not_in_the_rows(tmp_path, questions,
     assert {r[0] for r in json.loads(out.read_text())} == set(truth), "rows must keep the bare question"
 
 
+def test_calculator_rows_are_marked_and_train_like_the_others(tmp_path, questions, monkeypatch):
+    """With --calculator, a kept row whose product the calculator wrote carries the mark; one the model worked
+    out in its own words does not, and neither does any row of a run without the calculator."""
+    from homework import calculator, rft
+
+    path, truth = questions
+
+    class CalculatorSampler(FakeSampler):  # odd quantities: the calculator's close; even: the model's own words
+        def batched_generate(self, prompts, num_return_sequences=None, temperature=0):
+            out = []
+            for p in prompts:
+                n = int(p.split()[-2])
+                setup = f"1 meter = 3.28 feet, so {n} meters = {n} * 3.28 ="
+                out.append([setup + (calculator.calculation(setup) if n % 2 else
+                                     f" {n * 3.28:.4g} feet. <answer>{n * 3.28:.4g}</answer>")])
+            return out
+
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: CalculatorSampler(truth))
+    monkeypatch.setattr(datagen, "with_calculator", lambda llm: llm)
+    out = tmp_path / "rft.json"
+    assert "(20 calculator-filled)" in datagen.generate_dataset(str(out), oversample=1, questions=str(path),
+                                                                 model="rft", calculator=True)
+    rows = json.loads(out.read_text())
+    marked = {int(r[0].split()[-2]) for r in rows if r[3:] == [{"calculator_filled": True}]}
+    assert len(rows) == 40 and marked == set(range(1, 41, 2))
+    assert len(rft.training_rows(rft.RFTConfig(data=str(out), reword=0))) == 40
+    plain = tmp_path / "plain.json"
+    datagen.generate_dataset(str(plain), oversample=1, questions=str(path), model="rft")
+    assert all(len(r) == 3 for r in json.loads(plain.read_text()))
+
+
 def test_naive_baseline_is_measured_in_the_same_run(tmp_path, questions, monkeypatch, tiny_llm, capsys):
     path, _ = questions
     tiny_llm.max_new_tokens = 4

@@ -82,9 +82,39 @@ def test_generation_and_disabled_adapters_take_peft_path(tiny_checkpoint):
         torch.testing.assert_close(model(input_ids=ids).logits, off)
 
 
-def test_install_skips_layers_with_dropout(tiny_checkpoint):
+def test_every_adapted_layer_is_fused_and_saves_as_plain_lora(tiny_checkpoint, tmp_path, monkeypatch):
+    """peft builds each adapted layer as FusedLinear, loaded adapters too, and a training forward runs the fused
+    node in each; the saved weights' names are peft's."""
+    fused, plain = _model(tiny_checkpoint, torch.float32, fused=True), _model(tiny_checkpoint, torch.float32, fused=False)
+    assert lora_step.count(fused) == 7 * 2 and lora_step.count(plain) == 0
+    calls, apply = [], lora_step.FusedLoRA.apply
+    monkeypatch.setattr(lora_step.FusedLoRA, "apply", lambda *args: calls.append(1) or apply(*args))
+    fused(input_ids=torch.tensor([[1, 5, 9]]))
+    assert len(calls) == 7 * 2
+    fused.save_pretrained(tmp_path / "fused")
+    plain.save_pretrained(tmp_path / "plain")
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "fused" / "adapter_model.safetensors")
+    assert saved.keys() == load_file(tmp_path / "plain" / "adapter_model.safetensors").keys()
+    assert "_custom_modules" not in (tmp_path / "fused" / "adapter_config.json").read_text()
+    again = training.build_model(BaseLLM(tiny_checkpoint, dtype=torch.float32), rank=4, init_adapter=tmp_path / "fused")
+    assert lora_step.count(again) == 7 * 2
+
+
+def test_a_layer_with_dropout_takes_peft_path(tiny_checkpoint):
+    """Dropout is outside the fused node: such a layer runs peft's own forward (random, so not the fused one)."""
     from peft import LoraConfig, get_peft_model
 
-    llm = BaseLLM(tiny_checkpoint, dtype=torch.float32)
-    model = get_peft_model(llm.model, LoraConfig(r=4, lora_dropout=0.1, target_modules="all-linear"))
-    assert lora_step.install(model) == 0
+    config = LoraConfig(r=4, lora_dropout=0.5, target_modules="all-linear")
+    lora_step.register(config)
+    model = get_peft_model(BaseLLM(tiny_checkpoint, dtype=torch.float32).model, config)
+    assert lora_step.count(model) == 7 * 2
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.05)
+    ids = torch.tensor([[1, 5, 9, 200, 7]])
+    torch.manual_seed(0)
+    first = model(input_ids=ids).logits
+    torch.manual_seed(1)
+    assert not torch.equal(first, model(input_ids=ids).logits), "dropout was skipped"
