@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from homework.base_llm import ModelUnavailable
+from homework.cli import ModelUnavailable
 from homework.data import DataError
 
 from .grader import CASE_TIMEOUT, N_QUESTIONS, BundleError, grade, report

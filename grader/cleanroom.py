@@ -20,7 +20,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from homework.base_llm import DEFAULT_CHECKPOINT, BaseLLM
+from homework.base_llm import BaseLLM
+from homework.checkpoints import DEFAULT_CHECKPOINT
 from homework.data import is_answer_valid
 from homework.formats import parse_answer
 from homework.units import UnitError, factor, parse_question
@@ -184,7 +185,7 @@ class CleanRoom:
 
     def generation(self, questions: list[str], texts: list[str], batched: bool) -> dict:
         """The course's loss and ours on the package's texts, and how many match the clean room's own decoding."""
-        from homework.base_llm import course_generation_loss, generation_loss
+        from homework.scores import course_generation_loss, generation_loss
 
         own = self.base.batched_generate(questions) if batched else [self.base.generate(q) for q in questions]
         same = sum(_words(a) == _words(b) for a, b in zip(own, texts))

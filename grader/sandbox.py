@@ -113,7 +113,7 @@ class Sandbox:
         env = {k: v for k, v in os.environ.items() if k in ENV_KEPT or k.startswith(ENV_KEPT_PREFIXES)}
         home = str(self.home)
         # the user's cache stays where it is, read-only inside: it holds the embedded model's converted copy
-        # (base_llm.embedded_model_dir), which the grader makes before any case runs
+        # (checkpoints.embedded_model_dir), which the grader makes before any case runs
         env.update(HOME=home, TMPDIR=home, HF_HOME=f"{home}/hf", MPLCONFIGDIR=f"{home}/mpl",
                    XDG_CACHE_HOME=os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"),
                    PYTHONDONTWRITEBYTECODE="1", SANDBOX_DIR=home, SANDBOX_HOME_BYTES=str(HOME_BYTES),

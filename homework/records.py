@@ -85,7 +85,7 @@ def short_command(record: dict) -> str:
     module = importlib.import_module(f"homework.{record['kind']}")
     config_cls = getattr(module, f"{record['kind'].upper()}Config")
     defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
-    from .base_llm import DEFAULT_CHECKPOINT
+    from .checkpoints import DEFAULT_CHECKPOINT
 
     defaults["checkpoint"] = DEFAULT_CHECKPOINT
     options = []

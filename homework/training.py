@@ -26,7 +26,8 @@ import torch
 from . import distributed, lora_step
 from .adapters import save_adapter
 from .batches import PackCollator, PadCollator, packed_mask
-from .base_llm import DEFAULT_CHECKPOINT, BaseLLM, cpu_has_bf16
+from .base_llm import BaseLLM
+from .checkpoints import DEFAULT_CHECKPOINT, cpu_has_bf16
 from .data import DataError, writable_dir
 from .records import PATH_FIELDS, parent_of, portable
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from homework.base_llm import BaseLLM, embedded_model_dir
+from homework.base_llm import BaseLLM
+from homework.checkpoints import embedded_model_dir
 
 
 @pytest.fixture(scope="session")

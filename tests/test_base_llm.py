@@ -6,7 +6,9 @@ import sys
 import pytest
 import torch
 
-from homework.base_llm import BaseLLM, ModelUnavailable, course_generation_loss, generation_loss
+from homework.base_llm import BaseLLM
+from homework.cli import ModelUnavailable
+from homework.scores import course_generation_loss, generation_loss
 
 QUESTIONS = ["How many feet are in 7 meters?", "Convert 3 kg into pound.", "What is 2 hours in minutes?",
              "How many bytes are in 5 KB?", "Convert 10 mph to km/h please, I need it fast."]

@@ -12,7 +12,7 @@ from homework.calculator import CalculatorLLM, calculation
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from homework.base_llm import embedded_model_dir
+    from homework.checkpoints import embedded_model_dir
 
     return AutoTokenizer.from_pretrained(embedded_model_dir())
 

@@ -3,7 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from homework.base_llm import embedded_model_dir
+from homework.checkpoints import embedded_model_dir
 from homework.cot import EXAMPLES, cot_messages
 from homework.formats import hint, parse_answer, worked_answer
 

@@ -268,7 +268,7 @@ _builtins.print = _forge
 '''
 PATCH_GENERATE = '''
 import torch as _torch, transformers as _transformers
-from homework.base_llm import embedded_model_dir as _model_dir
+from homework.checkpoints import embedded_model_dir as _model_dir
 from homework.units import parse_question as _parse
 def _fake_generate(self, input_ids=None, **kwargs):
     tok = _transformers.AutoTokenizer.from_pretrained(_model_dir())

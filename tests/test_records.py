@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from homework import adapters, records, rft, sft
-from homework.base_llm import DEFAULT_CHECKPOINT, ModelUnavailable
+from homework.checkpoints import DEFAULT_CHECKPOINT
+from homework.cli import ModelUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
 # The committed RFT adapter is still round 20 of the old chain of adapters: `python -m homework.rft train` now

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from homework import report
-from homework.base_llm import ModelUnavailable
+from homework.cli import ModelUnavailable
 
 
 def test_by_dimension_groups_questions_by_their_source_unit():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from homework import rft
-from homework.base_llm import ModelUnavailable
+from homework.cli import ModelUnavailable
 
 
 def test_labels_cover_reasoning_and_eos(tiny_checkpoint):

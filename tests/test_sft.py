@@ -9,7 +9,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from homework import batches, formats, profiling, records, sft, training
-from homework.base_llm import DEFAULT_CHECKPOINT, BaseLLM, ModelUnavailable, embedded_model_dir
+from homework.base_llm import BaseLLM
+from homework.checkpoints import DEFAULT_CHECKPOINT, embedded_model_dir
+from homework.cli import ModelUnavailable
 from homework.units import BY_NAME, parse_question
 
 
