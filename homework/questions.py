@@ -100,12 +100,6 @@ SYNONYM_UNITS = tuple(u.name for u in UNITS
                       if any(all(a not in v.forms for v in UNITS if v is not u) for a in u.aliases))
 
 
-def is_wide(question: str) -> bool:
-    """True when the question's quantity is not one of the course's whole numbers LOW..HIGH."""
-    quantity = parse_question(question).quantity
-    return not (quantity.is_integer() and LOW <= quantity <= HIGH)
-
-
 def _write_quantity(q: float) -> str:
     return f"{q:g}" if q < 1e6 else f"{q:,.0f}"
 

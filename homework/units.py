@@ -223,9 +223,12 @@ def parse_question(text: str) -> Conversion:
 
 def parse_strict(text: str) -> Conversion:
     """The stricter reading the question generator checks each draft with: the quantity right before its unit,
-    a weak alias only as the last word after to/into/in, the first fitting target. The generator keeps a
-    draft only if this reads it back, so keeping this reading fixed keeps every seeded data file (and the
-    question specs of recipes/rft.json) byte-identical while `parse_question` learns to read more.
+    a weak alias only as the last word after to/into/in, the first fitting target.
+
+    The generator keeps a draft only when this reading and `parse_question` both give back the conversion it
+    drew. This one stays fixed, so it alone cannot change which drafts the seeded data files (and the
+    question specs of recipes/rft.json) keep; a change to `parse_question` still can, where it reads a draft
+    differently. tests/test_questions.py regenerates the committed files and compares them byte for byte.
     """
     mentions = _mentions(text, strict=True)
     numbers = [(m.start(), m.end(), float(m.group().replace(",", ""))) for m in _NUMBER.finditer(text)

@@ -6,8 +6,14 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from homework.questions import HELD_OUT_TEMPLATES, TEMPLATES, generate, is_wide, make, make_question
+from homework.questions import HELD_OUT_TEMPLATES, HIGH, LOW, TEMPLATES, generate, make, make_question
 from homework.units import parse_question
+
+
+def is_wide(question: str) -> bool:
+    """True when the question's quantity is not one of the course's whole numbers LOW..HIGH."""
+    quantity = parse_question(question).quantity
+    return not (quantity.is_integer() and LOW <= quantity <= HIGH)
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -143,3 +149,18 @@ def test_make_command_reports_a_bad_dimension_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: dimensions must be some of time, length, mass, volume, speed, data and come with balanced; "
         "unknown: weight"]
+
+
+def test_questions_write_makes_the_committed_data_files_byte_for_byte(tmp_path, monkeypatch):
+    """The generator checks each draft with both readings (`units.parse_strict` and `parse_question`): a change
+    to either that reads one draft differently changes these files, and this test says so."""
+    from homework import questions
+
+    committed = questions.DATA_DIR
+    monkeypatch.setattr(questions, "DATA_DIR", tmp_path)
+    questions.write()
+    names = ["valid.json", "valid_wide.json", "train.json", "valid_reworded.json", "valid_constructions.json",
+             "valid_units_first.json", "valid_same_unit.json", "valid_decimal.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    for name in names:
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
