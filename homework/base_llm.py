@@ -211,8 +211,41 @@ def test(n: int = 32, split: str = "valid", checkpoint: str | None = None) -> st
             f"{str(llm.dtype).replace('torch.', '')}")
 
 
+def memory_bandwidth(gib: float = 0.5, timings: int = 5) -> float:
+    """Bytes a second this machine reads: a bf16 `sum` over `gib` GiB, the fastest of `timings` runs."""
+    import time
+
+    data = torch.ones(int(gib * 2**30) // 2, dtype=torch.bfloat16)
+    data.sum()  # the first pass pages the tensor in
+    best = float("inf")
+    for _ in range(timings):
+        started = time.perf_counter()
+        data.sum()
+        best = min(best, time.perf_counter() - started)
+    return data.numel() * data.element_size() / best
+
+
+@torch.inference_mode()
+def ms_per_token_at_batch_1(llm: BaseLLM, prompt: str, tokens: int = 32) -> float:
+    """Greedy decoding of one prompt, KV cache on: the time of `tokens` new tokens less that of one (the
+    prefill), per token after the first; the best of three runs."""
+    import time
+
+    ids = llm.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(llm.device)
+
+    def run(new: int) -> float:
+        started = time.perf_counter()
+        llm.model.generate(ids, max_new_tokens=new, min_new_tokens=new, do_sample=False,
+                           pad_token_id=llm.tokenizer.pad_token_id)
+        return time.perf_counter() - started
+
+    run(2)  # warm-up
+    return min(run(tokens) - run(1) for _ in range(3)) / (tokens - 1) * 1e3
+
+
 def bench(n: int = 32, dtype: str | None = None) -> str:
-    """Time greedy `batched_generate` against a loop of `generate` on the same n validation questions.
+    """Time greedy `batched_generate` against a loop of `generate` on the same n validation questions, and
+    batch-1 decoding against its memory floor (every weight read once a token at the bandwidth measured here).
 
     Args:
         n: number of questions.
@@ -232,9 +265,15 @@ def bench(n: int = 32, dtype: str | None = None) -> str:
     looped = [llm.generate(p) for p in prompts]
     t_loop = time.perf_counter() - start
     same = sum(a == b for a, b in zip(batched, looped))
+    per_token = ms_per_token_at_batch_1(llm, prompts[0])
+    weights = sum(p.numel() * p.element_size() for p in llm.model.parameters())  # a tied head counted once
+    bandwidth = memory_bandwidth()
+    floor = weights / bandwidth * 1e3
     return (f"{n} prompts, {str(llm.dtype).replace('torch.', '')}, {torch.get_num_threads()} threads: "
             f"loop {t_loop:.2f} s, batched {t_batched:.2f} s, speed-up {t_loop / t_batched:.1f}x, "
-            f"identical outputs {same}/{n}")
+            f"identical outputs {same}/{n}\n"
+            f"batch 1: {per_token:.1f} ms a token, {per_token / floor:.1f}x its floor of {floor:.1f} ms "
+            f"({weights / 1e6:.0f} MB of weights at {bandwidth / 1e9:.0f} GB/s, a bf16 sum measured here)")
 
 
 def main() -> None:

@@ -208,3 +208,29 @@ def test_prompt_ends_a_question_as_every_training_row_ends(question, prompt):
     from homework.base_llm import question_prompt
 
     assert question_prompt(question) == prompt
+
+
+def test_bench_prints_both_timings_and_the_batch_1_floor(tiny_checkpoint, monkeypatch):
+    import re
+
+    from homework import base_llm
+
+    monkeypatch.setenv("HOMEWORK_CHECKPOINT", tiny_checkpoint)
+    monkeypatch.setattr(base_llm, "memory_bandwidth", lambda: 2e10)  # the 0.5 GiB read is timed for real below
+    first, second = base_llm.bench(n=3, dtype="float32").splitlines()
+    m = re.fullmatch(r"3 prompts, float32, \d+ threads: loop ([\d.]+) s, batched ([\d.]+) s, speed-up ([\d.]+)x, "
+                     r"identical outputs 3/3", first)
+    assert m and float(m[1]) > 0 and float(m[2]) > 0, first
+    m = re.fullmatch(r"batch 1: ([\d.]+) ms a token, ([\d.]+)x its floor of ([\d.]+) ms \((\d+) MB of weights at "
+                     r"20 GB/s, a bf16 sum measured here\)", second)
+    assert m and float(m[1]) > 0, second
+    tiny = BaseLLM(tiny_checkpoint, dtype=torch.float32)
+    weights = sum(p.numel() * 4 for p in tiny.model.parameters())
+    assert int(m[4]) == round(weights / 1e6) and float(m[3]) == pytest.approx(weights / 2e10 * 1e3, abs=0.051)
+    assert float(m[2]) == pytest.approx(float(m[1]) / (weights / 2e10 * 1e3), rel=0.1)
+
+
+def test_memory_bandwidth_is_a_plausible_rate():
+    from homework.base_llm import memory_bandwidth
+
+    assert 1e8 < memory_bandwidth(gib=0.0625, timings=2) < 1e13  # bytes a second: 0.1 GB/s to 10 TB/s

@@ -1,5 +1,6 @@
 """SFT: label masking, a full LoRA run on the tiny model, and the load() round trip."""
 
+import dataclasses
 import json
 import math
 
@@ -269,3 +270,26 @@ def test_matmul_floor_counts_each_frozen_linear_twice(tiny_checkpoint):
     per_layer += 3 * config.hidden_size * config.intermediate_size  # gate, up, down
     seconds, gflops = profiling.matmul_floor(model, tokens=64, dtype=torch.float32, timings=3)
     assert gflops > 0 and seconds == pytest.approx(4 * per_layer * config.num_hidden_layers * 64 / (gflops * 1e9))
+
+
+def test_speed_and_profile_print_their_tables(tiny_checkpoint, monkeypatch):
+    """`sft speed`: the step/floor line, a line per set-up, the ratios; `sft profile`: its two tables."""
+    import re
+
+    monkeypatch.setenv("HOMEWORK_CHECKPOINT", tiny_checkpoint)
+    monkeypatch.setenv("HOMEWORK_DTYPE", "float32")
+    config = dataclasses.replace(sft.SFTConfig(), batch_size=4)
+    rows = sft.training_rows(dataclasses.replace(config, n_rows=100))  # plain: 3 steps of 32
+    lines = profiling.speed(rows, config, 2, sft._speed_encoder(config)).splitlines()
+    assert re.fullmatch(r"step/floor: ours [\d.]+x, before [\d.]+x \(our step [\d.]+ s for \d+ tokens; its frozen "
+                        r"matrix products need at least [\d.]+ s at \d+ GFLOPS, median of 5 timings\)", lines[0]), lines[0]
+    for line, name in zip(lines[1:4], ("ours", "before", "plain")):
+        assert re.fullmatch(rf"{name}: [\d.]+ rows/s, [\d.]+ s a step \(float32, batch (4|32)\)", line), line
+    assert re.fullmatch(r"ours against plain [\d.]+x, against before [\d.]+x", lines[4]) and len(lines) == 5
+    table = profiling.profile_step(rows, config, sft._speed_encoder(config), steps=1, top=5).splitlines()
+    assert re.fullmatch(r"one step, \d+ tokens: \d+ ms of operator self time", table[0])
+    parts = table[3:table.index("")]
+    assert {row.split(" | ")[0][2:] for row in parts} <= {"frozen layers", "adapter", "LM head",
+                                                           "attention scores (bmm)", "everything else"}
+    assert any(row.startswith("| frozen layers | ") for row in parts), parts
+    assert table[table.index("") + 1] == "| operator | calls a step | ms a step |" and len(table) == table.index("") + 3 + 5
