@@ -39,6 +39,10 @@ BANDS = {
     "rft": (25, 0.6, 0.7),
     "rft_extra": (5, 0.7, 0.8),
 }
+# The course grader's time limit for each case, model load included (seconds). Our grader asks the model cases
+# twice the questions and runs a clean room beside them, so it times what the course times in the worker: the
+# load and the file's questions. Over a limit is a warning, not lost points: the course would score it 0.
+COURSE_LIMITS = {"generate": 40, "batched_generate": 15, "cot": 60, "sft": 60, "rft": 60}
 MAX_PARAMS = 380_000_000
 MEMORISE_GAP = 0.2  # file accuracy this far above fresh-question accuracy flags lookup or memorising
 # Share of the package's answers that must match the clean room's decoding of the same model. The clean room
@@ -69,6 +73,15 @@ class CaseResult:
     seconds: float
     checks: list[str] = field(default_factory=list)  # integrity lines, "ok: ..." or "FAIL: ..."
     details: dict = field(default_factory=dict)
+    course_seconds: float | None = None  # the package's own time for what the course's grader times
+
+    def course_warning(self) -> str:
+        """A line when this case would run past the course grader's limit, else ''."""
+        limit = COURSE_LIMITS.get(self.name)
+        if limit is None or self.course_seconds is None or self.course_seconds <= limit:
+            return ""
+        return (f"WARNING: {self.name} took {self.course_seconds:.0f} s where the course's grader allows {limit} s "
+                "(load included): there it would time out and score 0")
 
 
 def _grade_generation(parent, case, questions, timeout, room: CleanRoom) -> CaseResult:
@@ -88,7 +101,13 @@ def _grade_generation(parent, case, questions, timeout, room: CleanRoom) -> Case
                   f"{scored['masked_loss']:.2f} beside the course's {scored['loss']:.2f}")
     score = band_score(case, scored["loss"]) if not _failed(checks) else 0.0
     return CaseResult(case, score, BANDS[case][0], f"loss {scored['loss']:.2f}", time.time() - start, checks,
-                      {"examples": texts[:3], "masked_loss": scored["masked_loss"]})
+                      {"examples": texts[:3], "masked_loss": scored["masked_loss"]}, _seconds(out))
+
+
+def _seconds(out: dict | None) -> float | None:
+    """The worker's `seconds`, if it is a plain finite number (it comes from the package's process)."""
+    value = (out or {}).get("seconds")
+    return float(value) if type(value) in (int, float) and math.isfinite(value) and value >= 0 else None
 
 
 def _param_check(params: int) -> list[str]:
@@ -146,9 +165,10 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
         if leaks:
             return failed(f"{len(leaks)} CoT prompts carry their question's own answer, e.g. {leaks[0][:60]!r}")
         checks.append("ok: no CoT prompt carries its question's answer")
-        answers = room.cot_answers(prompts)
-    else:
-        answers = [float(a) for a in llm.answer(*questions)]
+        answers = room.cot_answers(prompts[:len(valid)]) + room.cot_answers(prompts[len(valid):])
+    else:  # the two batches the worker asks in
+        answers = [float(a) for a in llm.answer(*questions[:len(valid)])]
+        answers += [float(a) for a in llm.answer(*questions[len(valid):])]
     agree = sum(_same(a, b) for a, b in zip(theirs, answers)) / len(questions)
     checks.append(f"{'FAIL' if agree < AGREEMENT else 'ok'}: the package's own answers match the clean room's "
                   f"decoding of the same model ({agree:.0%})")
@@ -169,7 +189,7 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
     details = {"wrong": [(q, a, t) for (q, t), a in zip(valid, answers) if not is_answer_valid(a, t)][:10]}
     figure = f"accuracy {acc_valid:.2f}, fresh {acc_fresh:.2f}"  # the points: the file's, as the course's grader
     results = [CaseResult(kind, band_score(kind, acc_valid) if ok else 0.0, BANDS[kind][0],
-                          figure, time.time() - start, checks, details)]
+                          figure, time.time() - start, checks, details, _seconds(out))]
     if kind == "rft":
         results.append(CaseResult("rft_extra", band_score("rft_extra", acc_valid) if ok else 0.0,
                                   BANDS["rft_extra"][0], figure, 0.0))
@@ -230,9 +250,13 @@ def grade(target: str | Path, n_questions: int = N_QUESTIONS, timeout: float = C
 def report(results: list[CaseResult], verbose: bool = False) -> str:
     unsafe = sandbox.probe()
     first = f"UNSAFE: graded without a sandbox, the bundle ran with your rights ({unsafe})" if unsafe else ""
-    lines = [first or sandbox.status_line(), f"{'case':<18}{'score':>12}  {'figure':<30}{'time':>8}"]
+    lines = [first or sandbox.status_line(),
+             f"{'case':<18}{'score':>12}  {'figure':<30}{'time':>8}{'course-timed':>14}"]
     for r in results:
-        lines.append(f"{r.name:<18}{r.score:>6.1f} / {r.max_score:<3g}  {r.figure:<30}{r.seconds:>7.0f}s")
+        timed = f"{r.course_seconds:.0f}s of {COURSE_LIMITS[r.name]}" if r.course_seconds is not None else ""
+        lines.append(f"{r.name:<18}{r.score:>6.1f} / {r.max_score:<3g}  {r.figure:<30}{r.seconds:>7.0f}s{timed:>14}")
+        if r.course_warning():
+            lines.append(f"    {r.course_warning()}")
         for check in r.checks if verbose else [c for c in r.checks if c.startswith("FAIL")]:
             lines.append(f"    {check}")
         if verbose and r.details:

@@ -1,28 +1,37 @@
 """One grading case, run in the sandbox, in a fresh interpreter whose import path holds only the graded package.
 
 Started by grader.grader as `python grader/worker.py PACKAGE_PARENT CASE REQUEST.json`; prints one line
-`GRADER_RESULT {json}` with what the package's own code produced: texts, answers, CoT prompt texts. Nothing
+`GRADER_RESULT {json}` with what the package's own code produced: texts, answers, CoT prompt texts, and the
+seconds the course's grader would time (the package's own clock: advice, never points). Nothing
 it prints is a score or a verdict: the grader scores in its clean room (grader/cleanroom.py) and uses
 these only to check that the package's code agrees with the clean room's decoding of the same model.
 """
 
 import json
 import sys
+import time
 
 
 def case_generation(homework, request, batched: bool):
+    started = time.perf_counter()  # the course times model load and generation together
     llm = homework.BaseLLM()
     questions = request["questions"]  # raw, as the course's grader passes them: no format_prompt
-    return {"texts": llm.batched_generate(questions) if batched else [llm.generate(q) for q in questions]}
+    texts = llm.batched_generate(questions) if batched else [llm.generate(q) for q in questions]
+    return {"texts": texts, "seconds": time.perf_counter() - started}
 
 
 def case_model(homework, request):
+    """The file's questions in one answer() call, then the fresh ones in another (the clean room decodes the
+    same two batches); `seconds` is what the course times: the load and the file's questions."""
     kind = request["kind"]
+    started = time.perf_counter()
     llm = getattr(homework, f"load_{kind}")()
-    questions = request["valid"] + request["fresh"]
-    result = {"answers": [float(a) for a in llm.answer(*questions)]}
+    answers = [float(a) for a in llm.answer(*request["valid"])]
+    seconds = time.perf_counter() - started
+    answers += [float(a) for a in llm.answer(*request["fresh"])]
+    result = {"answers": answers, "seconds": seconds}
     if kind == "cot":
-        result["prompts"] = [llm.format_prompt(q) for q in questions]
+        result["prompts"] = [llm.format_prompt(q) for q in request["valid"] + request["fresh"]]
     return result
 
 

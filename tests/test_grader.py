@@ -60,6 +60,35 @@ LOOKUP = f"{{q: a for q, a in __import__('json').load(open({str(REPO / 'data' / 
 def test_honest_package_passes_every_check(honest):
     result = _sft(honest)
     assert result.checks and not [c for c in result.checks if c.startswith("FAIL")], result.checks
+    assert 0 < result.course_seconds < result.seconds and not result.course_warning()
+
+
+def test_a_case_over_the_course_s_limit_is_warned_of():
+    from grader.grader import CaseResult
+
+    over = CaseResult("generate", 10.0, 10, "loss 6.00", 70.0, course_seconds=56.0)
+    under = CaseResult("sft", 25.0, 25, "accuracy 0.97, fresh 0.98", 9.0, course_seconds=6.0)
+    untimed = CaseResult("cot", 0.0, 25, "-", 1.0, ["FAIL: no homework/cot.py"])
+    text = report([over, under, untimed])
+    assert "    WARNING: generate took 56 s where the course's grader allows 40 s" in text
+    assert text.count("WARNING") == 1 and "56s of 40" in text and "6s of 60" in text
+
+
+def test_the_worker_times_the_load_and_the_file_s_questions_not_the_fresh_ones():
+    """The course times the model's load and its 100 questions; the fresh ones are ours, asked after."""
+    import time
+    from types import SimpleNamespace
+
+    from grader import worker
+
+    class Model:
+        def answer(self, *questions):
+            time.sleep(0.1 if questions == ("a", "b") else 1.0)
+            return [1.0] * len(questions)
+
+    homework = SimpleNamespace(load_sft=lambda: time.sleep(0.2) or Model())
+    out = worker.case_model(homework, {"kind": "sft", "valid": ["a", "b"], "fresh": ["c"]})
+    assert out["answers"] == [1.0, 1.0, 1.0] and 0.3 <= out["seconds"] < 1.0
 
 
 @pytest.mark.slow
