@@ -108,14 +108,15 @@ def _summary(figures: dict) -> str:
 def generate_dataset(output_json: str, oversample: int = 10, temperature: float = 0.6,
                      questions: str = "train", model: str = "cot", limit: int | None = None,
                      hint: bool = False, seed: int = 0, naive_baseline: int = 0, keep: str = "sound",
-                     model_dir: str = "", checkpoint: str = "", calculator: bool = False) -> str | None:
+                     model_dir: str = "", checkpoint: str = "", calculator: bool = False,
+                     redo: str | tuple[str, ...] = ()) -> str | None:
     """Sample, filter and merge RFT rows into output_json (sharded over the processes of `accelerate launch`).
 
     Args:
         output_json: rows file to write; rows already in it are kept (later rounds merge into it).
         oversample: completions sampled per question.
         temperature: sampling temperature.
-        questions: split name or JSON path of [question, answer] rows to sample for.
+        questions: split name or JSON path of [question, answer] rows to sample for; "rows": output_json's own.
         model: cot (in-context CoT with the fact in the prompt) or rft (the trained RFT model, question only).
         limit: only the first N questions.
         hint: with --model rft, put the conversion fact before the question when sampling (the CoT model
@@ -130,24 +131,34 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         checkpoint: base model: a transformers name or path (default: the adapter's record, else the embedded one).
         calculator: sample with calculator decoding (homework/calculator.py): the model writes the fact and
             sets up "A * B =", the calculator writes the product. A kept row whose product it wrote carries
-            {"calculator_filled": true} as a fourth item; the checks on the row are the same.
+            {"calculator_filled": true} as a fourth item. Only sound samples are kept (the trained shape,
+            fact, quantity and product right: `formats.reasoning_fault`); the others go to the rejected file.
+        redo: comma-separated reasoning faults (product,quantity,fact,shape): a question whose row in
+            output_json has one of them is sampled again, and every other question with a row is left as it
+            is. With --questions rows (output_json's own questions) this revisits the rows that teach them.
     """
     import torch
 
+    from .cli import comma_list
+
+    redo = tuple(comma_list(redo))
     if keep not in ("sound", "shortest"):
         raise ValueError(f"--keep must be sound or shortest, not {keep!r}")
     output = Path(output_json)
     writable_dir(output.parent)
     rank, processes = distributed.world()
     distributed.join()
-    rows = Dataset(questions).data[:limit]
     kept = {r[0]: r for r in load_rows(output, (3, 4))} if output.exists() else {}
+    rows = [r[:2] for r in kept.values()][:limit] if questions == "rows" else Dataset(questions).data[:limit]
     progress = output.with_name(f"{output.name}.{model}.progress.jsonl")
     # Another process may already be appending to its own file: that only adds questions of its own shard.
     done = _read_progress(_progress_files(progress))
 
     def settled(question: str) -> bool:  # has a row that this run would not replace
-        return question in kept and (keep == "shortest" or not reasoning_fault(*kept[question][::2]))
+        if question not in kept:
+            return False
+        fault = reasoning_fault(*kept[question][::2])
+        return fault not in redo if redo else keep == "shortest" or not fault
 
     shard = rows[rank::processes]
     todo = [r for r in shard if not settled(r[0]) and r[0] not in done]
@@ -160,7 +171,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
 
     naive = _naive_tokens_per_second(llm, [prompt(q) for q, *_ in todo[:naive_baseline]], oversample,
                                      temperature) if naive_baseline and todo else None
-    stats = {"no tag": 0, "truncated": 0, "wrong value": 0, "ok": 0, "sound": 0}
+    stats = {"no tag": 0, "truncated": 0, "wrong value": 0, "ok": 0, "sound": 0, "unsound, dropped": 0}
     started, new_tokens, mine = time.time(), 0, {}
     rejected_file = _shard_file(output.with_name(output.name + ".rejected.jsonl"), rank, processes)
     with open(_shard_file(progress, rank, processes), "a") as prog, open(rejected_file, "a") as rejected:
@@ -181,6 +192,10 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
                         continue
                     loose = bool(reasoning_fault(question, reasoning))
                     stats["sound"] += not loose
+                    if loose and calculator:
+                        stats["unsound, dropped"] += 1
+                        rejected.write(json.dumps({"question": question, "reason": "unsound", "text": text}) + "\n")
+                        continue
                     order = (loose and keep == "sound", len(reasoning))  # sound first, then shortest
                     if best is None or order < best_order:
                         best, best_order = reasoning, order

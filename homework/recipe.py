@@ -64,7 +64,7 @@ def plan(recipe: dict, work: Path, checkpoint: str = "") -> list[tuple[str, list
         for j, pass_ in enumerate(round_.get("datagen", [])):
             pass_ = dict(pass_)
             questions = pass_.pop("questions", "train")
-            if not questions.endswith(".json") and questions not in ("train", "valid"):
+            if not questions.endswith(".json") and questions not in ("train", "valid", "rows"):
                 questions = str(work / "questions" / f"{questions}.json")
             sampler = ["--model", "rft", "--model_dir", str(previous)] if pass_.pop("model", "cot") == "rft" else []
             steps.append((f"{name} datagen {j}", python + ["homework.datagen", str(rows), "--questions", questions]

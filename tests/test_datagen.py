@@ -202,6 +202,35 @@ def test_calculator_rows_are_marked_and_train_like_the_others(tmp_path, question
     assert all(len(r) == 3 for r in json.loads(plain.read_text()))
 
 
+def test_calculator_keeps_only_sound_rows_and_redo_revisits_the_faulty_ones(tmp_path, questions, monkeypatch):
+    """Under the calculator a right but loose sample is dropped, not kept; --redo product with --questions rows
+    samples again exactly the rows whose product is wrong, and replaces them with sound ones."""
+    path, truth = questions
+    q_loose, q_product, q_sound = list(truth)[:3]
+    out = tmp_path / "rft.json"
+    product_row = [q_product, truth[q_product], "1 meter = 3.28 feet, so 2 meters = 2 * 3.28 = 6.7. <answer>6.7</answer>"]
+    sound_row = [q_sound, truth[q_sound], "1 meter = 3.28 feet, so 3 meters = 3 * 3.28 = 9.84. <answer>9.84</answer>"]
+    loose_row = [q_loose, truth[q_loose], f"<answer>{truth[q_loose]}</answer>"]
+    out.write_text(json.dumps([loose_row, product_row, sound_row]))
+    sampler = SoundSampler(truth)  # a loose sample first, then a sound one
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: sampler)
+    monkeypatch.setattr(datagen, "with_calculator", lambda llm: llm)
+    datagen.generate_dataset(str(out), oversample=2, questions="rows", model="rft", calculator=True, redo="product")
+    assert sampler.seen == [q_product], "only the row with a wrong product is sampled again"
+    rows = {r[0]: r for r in json.loads(out.read_text())}
+    assert rows[q_loose] == loose_row and rows[q_sound] == sound_row and len(rows) == 3
+    assert rows[q_product][2].endswith("= 6.56. <answer>6.56</answer>")
+    loose_only = tmp_path / "loose.json"
+
+    class LooseSampler(FakeSampler):
+        def batched_generate(self, prompts, num_return_sequences=None, temperature=0):
+            return [[f"<answer>{self.truth[p]}</answer>"] * num_return_sequences for p in prompts]
+
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: LooseSampler(truth))
+    datagen.generate_dataset(str(loose_only), oversample=2, questions=str(path), model="rft", calculator=True)
+    assert json.loads(loose_only.read_text()) == []
+
+
 def test_naive_baseline_is_measured_in_the_same_run(tmp_path, questions, monkeypatch, tiny_llm, capsys):
     path, _ = questions
     tiny_llm.max_new_tokens = 4

@@ -12,14 +12,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_rft_plan_chains_each_round_to_the_one_before():
     steps = recipe.plan(json.loads((REPO / "recipes" / "rft.json").read_text()), Path("/w"))
-    trains = [argv for key, argv in steps if key.endswith(" train") and key.startswith("round")]
-    assert len(trains) == 20
-    for i, argv in enumerate(trains, 1):
-        assert argv[argv.index("--output_dir") + 1] == f"/w/round{i}/rft_model"
+    trains = {key.split()[0]: argv for key, argv in steps if key.endswith(" train") and key.startswith("round")}
+    assert list(trains) == [f"round{i}" for i in range(1, 21)] + ["round22"], "round 21 only samples"
+    for name, argv in trains.items():
+        i = int(name[len("round"):])
+        assert argv[argv.index("--output_dir") + 1] == f"/w/{name}/rft_model"
         started = argv[argv.index("--init_adapter") + 1] if "--init_adapter" in argv else None
-        assert started == (f"/w/round{i - 1}/rft_model" if i >= 10 else None), f"round {i}"  # 10-20 go on
+        before = "round20" if i == 22 else f"round{i - 1}"
+        assert started == (f"/w/{before}/rft_model" if i >= 10 else None), name  # 10 on go on from the last
         assert argv[argv.index("--test_after") + 1] == "False"
-    assert trains[-1][trains[-1].index("--data") + 1] == "/w/rft_reworded.json", "round 20 trains on reworded rows"
+    assert trains["round20"][trains["round20"].index("--data") + 1] == "/w/rft_reworded.json", "reworded rows"
+    calculated = [argv for key, argv in steps if key.startswith("round22 datagen")]
+    assert len(calculated) == 2 and all("--calculator" in argv for argv in calculated)
+    assert calculated[1][calculated[1].index("--questions") + 1] == "rows" and "--redo" in calculated[1]
     assert not any(key == "round21 train" for key, _ in steps), "round 21 only samples"
     ship = dict(steps)["ship train"]
     assert ship[2:6] == ["homework.rft", "train", "--output_dir", "/w/ship/rft_model"] and "--init_adapter" not in ship
@@ -33,7 +38,7 @@ def test_rft_plan_chains_each_round_to_the_one_before():
     assert sum("--model" not in argv for argv in samplers) >= 2, "round 21's second pass samples the CoT model"
     # every question file is regenerated in the work folder before a pass reads it; none comes from data/
     made = {argv[4] for key, argv in steps if " questions " in key}
-    read = {argv[argv.index("--questions") + 1] for argv in samplers} - {"train"}
+    read = {argv[argv.index("--questions") + 1] for argv in samplers} - {"train", "rows"}
     assert read <= made and all(p.startswith("/w/questions/") for p in made)
     assert [key for key, _ in steps[-2:]] == ["install adapter", "install rows"]
 
@@ -47,7 +52,7 @@ def test_sft_recipe_is_the_bare_train_command():
 
 def test_plan_only_prints_every_command_and_runs_none(tmp_path):
     out = recipe.run(str(REPO / "recipes" / "rft.json"), work_dir=str(tmp_path / "w"), plan_only=True)
-    assert out.count("python -m homework.rft train") == 21 and out.count("python -m homework.questions make") == 25
+    assert out.count("python -m homework.rft train") == 22 and out.count("python -m homework.questions make") == 26
     assert not (tmp_path / "w").exists(), "planning must not create or run anything"
 
 
