@@ -54,6 +54,7 @@ AGREEMENT = 0.6
 N_QUESTIONS = 100  # validation questions per model case (the course's size), and as many fresh ones
 N_GENERATION = 32  # the first validation questions the generation cases score, as the course's grader does
 N_PROBE = 30  # fresh questions the clean room re-asks with the adapter switched off
+N_PROMPT_PROBE = 10  # file questions whose CoT prompts are asked again among other questions
 CASE_TIMEOUT = 900  # seconds per case, model load included
 
 
@@ -165,6 +166,11 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
         if leaks:
             return failed(f"{len(leaks)} CoT prompts carry their question's own answer, e.g. {leaks[0][:60]!r}")
         checks.append("ok: no CoT prompt carries its question's answer")
+        moved = _prompts_move(parent, valid, prompts, timeout, room)
+        if moved:
+            return failed(moved)
+        checks.append(f"ok: the CoT prompts of {min(N_PROMPT_PROBE, len(valid))} questions are the same when other "
+                      "questions are asked")
         answers = room.cot_answers(prompts[:len(valid)]) + room.cot_answers(prompts[len(valid):])
     else:  # the two batches the worker asks in
         answers = [float(a) for a in llm.answer(*questions[:len(valid)])]
@@ -194,6 +200,27 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
         results.append(CaseResult("rft_extra", band_score("rft_extra", acc_valid) if ok else 0.0,
                                   BANDS["rft_extra"][0], figure, 0.0))
     return results
+
+
+def _prompts_move(parent, valid, prompts, timeout, room: CleanRoom) -> str:
+    """Why the package's CoT prompts depend on the other questions of its request, or "".
+
+    The package sees every question it is graded on, so its prompts could carry an answer key for all of them
+    in the text they share, where `leaked_answers` does not look. A second run asks for the prompts of the
+    first N_PROMPT_PROBE file questions among as many questions drawn now: a prompt built from its own
+    question alone comes back the same, and one built from the request does not.
+    """
+    probe = [q for q, _ in valid[:N_PROMPT_PROBE]]
+    others = [q for q, _ in generate(N_PROMPT_PROBE, seed=random.SystemRandom().randrange(2**31))]
+    out, error = run_worker(parent, "cot_prompts", {"questions": others + probe}, timeout)
+    again, why = strings((out or {}).get("prompts"), len(others) + len(probe), PROMPT_BOUND, room.base.tokenizer)
+    if again is None:
+        return f"asked for CoT prompts alone, {error or 'returned ' + why}"
+    changed = sum(a != b for a, b in zip(again[len(others):], prompts))
+    if changed:
+        return (f"{changed} of {len(probe)} CoT prompts changed when other questions were asked: a prompt must "
+                "come from its own question alone (an answer key for the request, or a random prompt)")
+    return ""
 
 
 def _missing(parent: Path, kind: str) -> str | None:

@@ -49,6 +49,9 @@ def main():
 
     if case in ("generate", "batched_generate"):
         result = case_generation(homework, request, batched=case == "batched_generate")
+    elif case == "cot_prompts":  # prompts only, for another set of questions (the grader's probe)
+        llm = homework.load_cot()
+        result = {"prompts": [llm.format_prompt(q) for q in request["questions"]]}
     else:
         result = case_model(homework, request)
     print("GRADER_RESULT " + json.dumps(result), flush=True)

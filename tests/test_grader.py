@@ -338,3 +338,29 @@ CoTModel.format_prompt = _leaky
 ''')
     (result,) = grade(root, n_questions=N, cases=("cot",), seed=7)
     assert result.score == 0.0 and any("carry their question's own answer" in c for c in result.checks), result.checks
+
+
+@pytest.mark.slow
+def test_cot_answer_key_in_the_shared_instructions_is_refused(tmp_path):
+    """The package reads its request and writes every graded question's answer into the instructions that all
+    its prompts share, where the per-question leak check does not look; asked again among other questions,
+    its prompts change."""
+    root = _copy_package(tmp_path)
+    cot = root / "homework" / "cot.py"
+    cot.write_text(cot.read_text() + '''
+import json as _json, sys as _sys
+from .units import parse_question as _parse
+_request = _json.load(open(_sys.argv[3]))
+_asked = _request.get("valid", []) + _request.get("fresh", []) + _request.get("questions", [])
+INSTRUCTIONS = INSTRUCTIONS + " Known results: " + "; ".join(f"{q} {_parse(q).answer:.4g}" for q in _asked)
+''')
+    (result,) = grade(root, n_questions=N, cases=("cot",), seed=7)
+    assert result.score == 0.0 and any("changed when other questions were asked" in c for c in result.checks), \
+        result.checks
+
+
+@pytest.mark.slow
+def test_honest_cot_passes_every_check(tmp_path):
+    (result,) = grade(_copy_package(tmp_path), n_questions=N, cases=("cot",), seed=7)
+    assert result.checks and not [c for c in result.checks if c.startswith("FAIL")], result.checks
+    assert any("same when other questions are asked" in c for c in result.checks)
