@@ -65,6 +65,12 @@ def band_score(case: str, figure: float) -> float:
     return points * min(1.0, max(0.0, (figure - zero) / (full - zero)))
 
 
+def model_points(case: str, file_accuracy: float, fresh_accuracy: float) -> float:
+    """A model case's points: the band score of the lower accuracy. The file is public, so an adapter that had
+    memorised it would score on it alone; the fresh questions are drawn at grading time."""
+    return band_score(case, min(file_accuracy, fresh_accuracy))
+
+
 @dataclass
 class CaseResult:
     name: str
@@ -193,11 +199,11 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
         del llm
     ok = not _failed(checks)
     details = {"wrong": [(q, a, t) for (q, t), a in zip(valid, answers) if not is_answer_valid(a, t)][:10]}
-    figure = f"accuracy {acc_valid:.2f}, fresh {acc_fresh:.2f}"  # the points: the file's, as the course's grader
-    results = [CaseResult(kind, band_score(kind, acc_valid) if ok else 0.0, BANDS[kind][0],
+    figure = f"accuracy {acc_valid:.2f}, fresh {acc_fresh:.2f}"
+    results = [CaseResult(kind, model_points(kind, acc_valid, acc_fresh) if ok else 0.0, BANDS[kind][0],
                           figure, time.time() - start, checks, details, _seconds(out))]
     if kind == "rft":
-        results.append(CaseResult("rft_extra", band_score("rft_extra", acc_valid) if ok else 0.0,
+        results.append(CaseResult("rft_extra", model_points("rft_extra", acc_valid, acc_fresh) if ok else 0.0,
                                   BANDS["rft_extra"][0], figure, 0.0))
     return results
 

@@ -2,14 +2,16 @@
 
     python -m homework.datagen data/rft.json                          # the first round's sampler: the CoT model
     python -m homework.datagen data/rft.json --model rft              # later rounds: sample the RFT model, merge
-    python -m homework.datagen data/rft.json --model rft --hint --oversample 4 \
-        --questions runs/rft/questions/rft_questions_r21_same_unit.json   # round 21, the newest of data/rft.json
+    python -m homework.datagen data/rft.json --model rft --hint --oversample 4 --keep sound --calculator \
+        --questions runs/rft/questions/rft_questions_r22_calc_wide.json   # round 22, the newest of data/rft.json
     python -m homework.recipe run recipes/rft.json --plan             # every round's exact command
 
-The committed data/rft.json is the merged output of the 21 rounds of recipes/rft.json. With no options this
+The committed data/rft.json is the merged output of the 22 rounds of recipes/rft.json. With no options this
 command is the first round's kind of pass: the CoT model, with the fact in its prompt, on data/train.json, 10
 samples a question at temperature 0.6, a sound sample kept first (round 1 itself took 5 samples and the
-shortest); the newest round, 21, is the line above it. `python -m homework.rft train` then trains on the file.
+shortest); the newest round, 22, is the line above it, sampling round 20's adapter (`--model_dir`), and a
+second pass, `--questions rows --redo product`, over every row whose product was wrong. `python -m
+homework.rft train` then trains on the file.
 
 For each question, sample `oversample` completions; accept one only through the benchmark's own
 `parse_answer` + `is_answer_valid`, cut after `</answer>`. Among the accepted ones keep, by default

@@ -1,7 +1,7 @@
 """Replays a recipe: the rounds of expert iteration (or an SFT run) written as data, step by step, resumably.
 
     python -m homework.recipe run recipes/rft.json --plan      # every command, none run
-    python -m homework.recipe run recipes/rft.json             # regenerate and sample all 21 rounds, then ship
+    python -m homework.recipe run recipes/rft.json             # regenerate and sample all 22 rounds, then ship
     python -m homework.recipe run recipes/sft.json
 
 A recipe file lists rounds. Each round names its fresh questions by their generator spec (n, seed, wide,

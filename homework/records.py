@@ -122,7 +122,8 @@ def card(record: dict) -> str:
              f"- training: {run['train_minutes']} min on {_where(run)}, {run['dtype']}"]
     if record.get("test"):
         lines.append(f"- `python -m homework.{record['kind']} test` on data/valid.json (1000 questions, "
-                     f"{run['dtype']}): `{record['test']}`")
+                     f"{run['dtype']}" + (", without the calculator" if data.get("calculator_filled") else "")
+                     + f"): `{record['test']}`")
     if record.get("parent"):
         p = record["parent"]
         lines += ["", "## Parent", "", f"Trained on from the adapter with sha256 `{p['sha256']}`"

@@ -80,9 +80,15 @@ def _train(config: RFTConfig, resume: bool = False, test_after: bool = True) -> 
         raise ValueError(f"--init_adapter {config.init_adapter}: no saved adapter there (adapter_config.json)")
     rows = training_rows(config)
     data = records.portable(config.data)
+    # the notes of the file's rows (rewording asks a question anew and need not carry them)
+    filled = sum(1 for row in load_rows(config.data, (3, 4)) if row[3:] and row[3].get("calculator_filled"))
     described = {"source": data, "rows": len(rows), "sha256": records.sha256(config.data),
+                 "calculator_filled": filled,
                  "description": f"accepted reasoning rows of {data} (made by `python -m homework.datagen`; "
                                 "recipes/rft.json lists the rounds)"
+                                + (f", {filled} of them calculator-filled (sampled with calculator decoding: "
+                                   "the digits after `A * B =` are the calculator's, the rest the model's own "
+                                   "text)" if filled else "")
                                 + (f", {config.reword:g} of the questions asked anew in composed phrasings"
                                    if config.reword else "") + ", loss on the reasoning only"}
     previous = records.read_record(Path(config.output_dir))

@@ -222,8 +222,8 @@ def test_bench_prints_both_timings_and_the_batch_1_floor(tiny_checkpoint, monkey
                      r"identical outputs 3/3", first)
     assert m and float(m[1]) > 0 and float(m[2]) > 0, first
     m = re.fullmatch(r"batch 1: ([\d.]+) ms a token, ([\d.]+)x its floor of ([\d.]+) ms \((\d+) MB of weights at "
-                     r"20 GB/s, a bf16 sum measured here\)", second)
-    assert m and float(m[1]) > 0, second
+                     r"20 GB/s, a bf16 sum measured here\); model.generate ([\d.]+) ms", second)
+    assert m and float(m[1]) > 0 and float(m[5]) > 0, second
     tiny = BaseLLM(tiny_checkpoint, dtype=torch.float32)
     weights = sum(p.numel() * 4 for p in tiny.model.parameters())
     assert int(m[4]) == round(weights / 1e6) and float(m[3]) == pytest.approx(weights / 2e10 * 1e3, abs=0.051)

@@ -364,3 +364,11 @@ def test_honest_cot_passes_every_check(tmp_path):
     (result,) = grade(_copy_package(tmp_path), n_questions=N, cases=("cot",), seed=7)
     assert result.checks and not [c for c in result.checks if c.startswith("FAIL")], result.checks
     assert any("same when other questions are asked" in c for c in result.checks)
+
+
+def test_model_points_come_from_the_lower_of_file_and_fresh_accuracy():
+    from grader.grader import band_score, model_points
+
+    assert model_points("rft", 0.95, 0.65) == band_score("rft", 0.65) < band_score("rft", 0.95)
+    assert model_points("sft", 0.50, 0.90) == band_score("sft", 0.50)
+    assert model_points("rft_extra", 0.80, 0.75) == band_score("rft_extra", 0.75) < 5
