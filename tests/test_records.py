@@ -46,7 +46,8 @@ def test_committed_adapter_is_the_default_command_from_the_base(kind):
 
 def test_rft_record_names_its_data_by_hash():
     record = records.read_record(REPO / "homework" / "rft_model")
-    data = REPO / record["config"]["data"]
+    # the rows it trained on are the committed ones: the recipe's work copy (runs/rft/rft.json) installed as data/
+    data = REPO / "data" / "rft.json"
     assert record["data"]["sha256"] == records.sha256(data)
     assert record["data"]["rows"] == len(json.loads(data.read_text()))
     rounds = json.loads((REPO / "data" / "rft.rounds.json").read_text())["rounds"]
