@@ -2,7 +2,8 @@
 
     python -m homework.datagen data/rft.json                          # the first round's sampler: the CoT model
     python -m homework.datagen data/rft.json --model rft              # later rounds: sample the RFT model, merge
-    python -m homework.datagen data/rft.json --model rft --hint --oversample 4 --keep sound --calculator \
+    python -m homework.datagen data/rft.json --model rft --model_dir runs/rft/round20/rft_model --hint \
+        --oversample 4 --keep sound --calculator \
         --questions runs/rft/questions/rft_questions_r22_calc_wide.json   # round 22, the newest of data/rft.json
     python -m homework.recipe run recipes/rft.json --plan             # every round's exact command
 

@@ -6,8 +6,9 @@ And on this CPU, torch's bf16 matrix-vector product at batch 1 reads the weights
 memory bandwidth (`python -m homework.base_llm bench` prints both). `GreedyDecoder` keeps the prompt's
 keys and values in buffers of the final length, computes the rotary tables once, and on a CPU with oneDNN
 runs each bf16 projection on weights prepacked once for a one-row input, q/k/v and gate/up each joined into
-one product, the LM head packed too. Its tokens are generate's: the prefill is the model's own forward, and each step computes what
-the model's layers compute, in the same order (tests/test_decode.py compares them token for token).
+one product, the LM head packed too. Its tokens are generate's: the prefill is the model's own forward, and
+each step computes what the model's layers compute, in the same order (tests/test_decode.py compares them
+token for token).
 """
 
 from __future__ import annotations
