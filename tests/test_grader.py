@@ -10,8 +10,6 @@ from safetensors.torch import load_file, save_file
 
 import bundle
 from grader import BundleError, grade, report, safe_extract
-from homework import sft
-from homework.units import DIMENSIONS
 
 REPO = Path(__file__).resolve().parent.parent
 N = 6  # questions per model case: enough to exercise every check in seconds
@@ -25,17 +23,13 @@ def _copy_package(dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def honest(tmp_path_factory):
-    """A copy of the package with a real-model SFT adapter trained just long enough to emit answers (~80 s).
+    """A copy of the package with the committed SFT adapter: the honest work this repository ships.
 
-    80 steps, not 40: after 40 steps of bf16-autocast training the adapter's answers were still so unstable
-    that bf16 padding noise flipped half of them between batched and one-by-one decoding (agreement 50 %).
-    The dimensions are drawn evenly: with the default mix (three time rows in ten, whose answers run to
-    "2.2e9") 80 steps left the same instability (agreement 50 %, 2026-11-27), and so did composed phrasings
-    (agreement 50 %, accuracy 0.00, 2026-12-01): this short run uses the 25 templates.
+    Earlier this fixture trained an 80-step adapter of its own (~70 s); the committed one is a real trained
+    adapter too, and grading it here also checks that what we ship passes every check.
     """
     root = _copy_package(tmp_path_factory.mktemp("honest"))
-    sft.train_model(output_dir=str(root / "homework" / "sft_model"), n_rows=1280, batch_size=16, max_steps=80,
-                    test_after=False, dimensions=DIMENSIONS, phrasing="templates")
+    shutil.copytree(REPO / "homework" / "sft_model", root / "homework" / "sft_model")
     return root
 
 
@@ -277,7 +271,7 @@ def test_corrupt_zip_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_hanging_bundle_is_stopped_by_the_case_timeout(honest, tmp_path):
     root = _variant(honest, tmp_path, "_real_load = load\ndef load():\n    import time\n    time.sleep(600)\n")
-    result = _sft(root, timeout=20)
+    result = _sft(root, timeout=8)
     assert result.score == 0.0 and any("timed out" in c for c in result.checks), result.checks
 
 
