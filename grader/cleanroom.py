@@ -1,36 +1,36 @@
 """The clean room: every score the grader gives comes from here, never from the graded package's process.
 
-Nothing here imports, runs or unpickles the bundle's code. An SFT or RFT adapter is read as data: its
+Nothing here imports, runs or unpickles the graded code. An SFT or RFT adapter is read as data: its
 `adapter_config.json` checked against an allow-list (`check_adapter`), its `adapter_model.safetensors`
-against the LoRA tensor names and shapes the embedded base model takes. The checked tensors are attached to
-the embedded base model with this repository's own loader, prompt format and generation code, and the
-answers are parsed and checked with this repository's parser. CoT is the untrained base with the package's
-prompt, so the clean room decodes the prompt texts the package wrote, after refusing any that carries the
-question's own answer (`leaked_answers`). Generation texts are scored with the embedded model and this
-repository's two losses, next to the clean room's own decoding of the same questions.
+against the LoRA tensor names and shapes the base model takes. The checked tensors are attached to a fresh
+copy of the base model, and the package's own prompt texts (written in the sandbox, then checked: no prompt
+may carry its question's answer, nor change with the other questions asked) are decoded and read back with
+the grader's own code (grader/reference.py), never the package's: in folder mode the graded folder is this
+repository's `homework/`. Generation texts are scored with the base model and the grader's two losses, next
+to the clean room's own decoding of the same questions.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 
-from homework.base_llm import BaseLLM
-from homework.checkpoints import DEFAULT_CHECKPOINT
-from homework.data import is_answer_valid
-from homework.formats import parse_answer
+from homework.checkpoints import DEFAULT_CHECKPOINT, default_device, default_dtype, resolve
 from homework.units import UnitError, factor, parse_question
+
+from .reference import Model, correct, numbers
 
 LINEARS = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
            "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
 MAX_RANK = 64
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names of the floating dtypes an adapter may hold
-COMPLETION = {"sft": "answer", "rft": "reasoning"}
+# new tokens the clean room decodes a prompt to: more than any of this project's formats needs (CoT and RFT: 64,
+# SFT: 24), so a bundle that writes a little more than ours is still read whole
+MAX_NEW = {"cot": 128, "sft": 128, "rft": 128}
+GENERATION_TOKENS = 32  # the generation cases: the clean room's own decoding, EOS impossible before the end
 # adapter_config.json fields the clean room reads, and the checks their values must pass
 READ = {
     "peft_type": lambda v: v == "LORA",
@@ -142,56 +142,42 @@ def untrained(tensors: dict) -> bool:
 
 
 class CleanRoom:
-    """The embedded base model and this repository's code, loaded once per grading."""
+    """The base model and the grader's own decoding (grader/reference.py), loaded once per grading."""
 
     def __init__(self):
         # every module the clean room uses is imported now, before any bundle code has run: without a sandbox a
         # bundle could otherwise rewrite one on disk, or plant a .pth file, before a lazy import read it
         import peft  # noqa: F401
         import safetensors.torch  # noqa: F401
-
-        from homework import cot, rft, sft  # noqa: F401
+        from transformers import DynamicCache  # noqa: F401
 
         # the base model the package's own BaseLLM() loads in the worker: HOMEWORK_CHECKPOINT passes the sandbox
         self.checkpoint = os.environ.get("HOMEWORK_CHECKPOINT") or DEFAULT_CHECKPOINT
-        self.base = BaseLLM(self.checkpoint)
+        self.path = resolve(self.checkpoint)
+        self.device = default_device()
+        self.dtype = default_dtype(self.device)
+        self.base = Model(self.path, self.device, self.dtype)
+        self.tokenizer = self.base.tokenizer
         self.params = sum(p.numel() for p in self.base.model.parameters())
 
-    def adapter_model(self, kind: str, folder: Path) -> tuple[BaseLLM, dict]:
-        """(this repository's `kind` model with the bundle's checked adapter attached, its tensors)."""
-        from safetensors.torch import save_file
-
-        from homework import rft, sft
-
+    def adapter_model(self, folder: Path) -> tuple[Model, dict]:
+        """(a fresh base model with the bundle's checked adapter attached, its tensors)."""
         config, tensors = check_adapter(folder, self.base.model.config)
-        with tempfile.TemporaryDirectory(prefix="cleanroom-") as tmp:
-            clean = Path(tmp)
-            peft_config = dict(config, base_model_name_or_path=self.checkpoint, bias="none")
-            peft_config.setdefault("task_type", "CAUSAL_LM")
-            (clean / "adapter_config.json").write_text(json.dumps(peft_config))
-            save_file(tensors, clean / "adapter_model.safetensors")  # exactly the tensors checked
-            (clean / "record.json").write_text(json.dumps({
-                "kind": kind, "base_model": self.checkpoint,
-                "format": {"prompt": "question", "completion": COMPLETION[kind]}}))
-            llm = (sft if kind == "sft" else rft).load(clean, checkpoint=self.checkpoint)
-        return llm, tensors
+        return Model(self.path, self.device, self.dtype, adapter=(config, tensors)), tensors
 
-    def cot_answers(self, prompts: list[str]) -> list[float]:
-        """The answers the embedded base model gives to the package's own CoT prompt texts, decoded with this
-        repository's CoT settings (budget, stopping) and generation code."""
-        from homework.cot import CoTModel
-
-        return [parse_answer(t) for t in CoTModel(self.checkpoint).batched_generate(prompts)]
+    def answers(self, kind: str, prompts: list[str], model: Model | None = None) -> list[float]:
+        """The answers `model` (default: the base, as CoT uses it) gives to the package's own prompt texts."""
+        return (model or self.base).answers(prompts, MAX_NEW[kind])
 
     def generation(self, questions: list[str], texts: list[str], batched: bool) -> dict:
         """The course's loss and ours on the package's texts, and how many match the clean room's own decoding."""
-        from homework.scores import course_generation_loss, generation_loss
-
-        own = self.base.batched_generate(questions) if batched else [self.base.generate(q) for q in questions]
+        if batched:
+            own = self.base.greedy(questions, GENERATION_TOKENS, GENERATION_TOKENS)
+        else:
+            own = [self.base.greedy([q], GENERATION_TOKENS, GENERATION_TOKENS)[0] for q in questions]
         same = sum(_words(a) == _words(b) for a, b in zip(own, texts))
-        return {"loss": course_generation_loss(self.base, questions, texts),
-                "masked_loss": generation_loss(self.base, questions, texts), "same": same,
-                "empty": sum(not t.strip() for t in texts)}
+        course, ours = self.base.losses(questions, texts)
+        return {"loss": course, "masked_loss": ours, "same": same, "empty": sum(not t.strip() for t in texts)}
 
 
 def _words(text: str, n: int = 4) -> list[str]:
@@ -213,30 +199,18 @@ def leaked_answers(questions: list[str], prompts: list[str], truths: list[float]
     leaks = []
     for question, prompt, truth in zip(questions, prompts, truths):
         own = prompt[start:len(prompt) - end if end else None]
-        allowed = _numbers(question) + [1.0]  # a hint states "1 <unit> = f <units>"
+        allowed = numbers(question) + [1.0]  # a hint states "1 <unit> = f <units>"
         try:
             conv = parse_question(question)
             f = factor(conv.src, conv.dst)
             allowed += [f, 1 / f]
         except (UnitError, ValueError, ZeroDivisionError):
             pass
-        if any(is_answer_valid(truth, a) for a in allowed if a):
+        if any(correct(truth, a) for a in allowed if a):
             continue
-        if any(is_answer_valid(n, truth) for n in _numbers(own)):
+        if any(correct(n, truth) for n in numbers(own)):
             leaks.append(question)
     return leaks
-
-
-def _numbers(text: str) -> list[float]:
-    found = []
-    for m in re.finditer(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text):
-        try:
-            value = float(m.group().replace(",", ""))
-        except ValueError:
-            continue
-        if math.isfinite(value):
-            found.append(value)
-    return found
 
 
 def _common_prefix(texts: list[str]) -> str:

@@ -5,10 +5,11 @@
 
 Each case runs `grader/worker.py` in its own interpreter, in the sandbox (grader/sandbox.py: no network,
 one writable folder, limits), with a timeout, importing only the graded package; grader/untrusted.py bounds
-everything read back from it, and the bundle zip. What the package's code
-returns there is data, never a verdict: every score comes from the clean room (grader/cleanroom.py), which
-attaches the bundle's adapter, read as data, to the embedded base model and decodes with this repository's
-code. The package's own answers must agree with the clean room's, or the case scores nothing.
+everything read back from it, and the bundle zip. What the package's code returns there is data, never a
+verdict: every score comes from the clean room (grader/cleanroom.py), which attaches the bundle's adapter,
+read as data, to the embedded base model and decodes the package's checked prompt texts with the grader's own
+code (grader/reference.py). The package's own answers must agree with the clean room's, or the case scores
+nothing.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from homework.data import DATA_DIR, is_answer_valid, load_rows
 from homework.questions import generate
 
 from . import sandbox
 from .cleanroom import AdapterRefused, CleanRoom, leaked_answers, untrained
+from .reference import correct
 from .untrusted import GENERATION_BOUND, PROMPT_BOUND, BundleError, floats, run_worker, safe_extract, strings
 
 # case: (points, figure at zero points, figure at full points). Loss bands fall, accuracy bands rise.
@@ -44,7 +45,10 @@ BANDS = {
 # load and the file's questions. Over a limit is a warning, not lost points: the course would score it 0.
 COURSE_LIMITS = {"generate": 40, "batched_generate": 15, "cot": 60, "sft": 60, "rft": 60}
 MAX_PARAMS = 380_000_000
-MEMORISE_GAP = 0.2  # file accuracy this far above fresh-question accuracy flags lookup or memorising
+# file accuracy this far above fresh-question accuracy flags lookup or memorising; and at least three standard
+# errors of the difference, so that a handful of questions cannot flag an honest model by chance (at 100
+# questions a side the bound stays 0.2 for any accuracy; at 6 a side it is ~0.8 near 0.5)
+MEMORISE_GAP = 0.2
 # Share of the package's answers that must match the clean room's decoding of the same model. The clean room
 # decodes in the same batches as the package's own answer(), so the honest package matches all of them; the
 # bar stays where it was when the grader decoded one prompt at a time (in bf16 on a CPU that alone changed
@@ -54,7 +58,8 @@ AGREEMENT = 0.6
 N_QUESTIONS = 100  # validation questions per model case (the course's size), and as many fresh ones
 N_GENERATION = 32  # the first validation questions the generation cases score, as the course's grader does
 N_PROBE = 30  # fresh questions the clean room re-asks with the adapter switched off
-N_PROMPT_PROBE = 10  # file questions whose CoT prompts are asked again among other questions
+N_PROMPT_PROBE = 10  # file questions whose prompts are asked again among other questions
+VALID = Path(__file__).resolve().parents[1] / "data" / "valid.json"  # the grader's copy, never the bundle's
 CASE_TIMEOUT = 900  # seconds per case, model load included
 
 
@@ -94,7 +99,7 @@ class CaseResult:
 def _grade_generation(parent, case, questions, timeout, room: CleanRoom) -> CaseResult:
     start = time.time()
     out, error = run_worker(parent, case, {"questions": questions}, timeout)
-    texts, why = strings((out or {}).get("texts"), len(questions), GENERATION_BOUND, room.base.tokenizer)
+    texts, why = strings((out or {}).get("texts"), len(questions), GENERATION_BOUND, room.tokenizer)
     if out is not None and texts is None:
         error = f"returned {why}"
     if texts is None:
@@ -128,11 +133,19 @@ def _failed(checks: list[str]) -> bool:
 
 
 def _accuracy(answers, truth) -> float:
-    return sum(is_answer_valid(a, t) for a, t in zip(answers, truth)) / max(len(truth), 1)
+    return sum(correct(a, t) for a, t in zip(answers, truth)) / max(len(truth), 1)
 
 
 def _same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or is_answer_valid(a, b, rel_tol=1e-3)
+    return (math.isnan(a) and math.isnan(b)) or correct(a, b, tolerance=1e-3)
+
+
+def _memorised(acc_file: float, acc_fresh: float, n_file: int, n_fresh: int) -> bool:
+    """Whether the file's accuracy is above the fresh questions' by more than MEMORISE_GAP and by more than
+    three standard errors of the difference of two accuracies (pooled)."""
+    pooled = (acc_file * n_file + acc_fresh * n_fresh) / max(n_file + n_fresh, 1)
+    error = math.sqrt(pooled * (1 - pooled) * (1 / max(n_file, 1) + 1 / max(n_fresh, 1)))
+    return acc_file - acc_fresh > max(MEMORISE_GAP, 3 * error)
 
 
 def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[CaseResult]:
@@ -150,7 +163,7 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
     llm = None
     if kind in ("sft", "rft"):  # read before the package runs, so nothing it does can change what is scored
         try:
-            llm, tensors = room.adapter_model(kind, parent / "homework" / f"{kind}_model")
+            llm, tensors = room.adapter_model(parent / "homework" / f"{kind}_model")
         except AdapterRefused as err:
             return failed(f"adapter refused: {err}")
         if untrained(tensors):
@@ -159,46 +172,43 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
     request = {"kind": kind, "valid": [q for q, _ in valid], "fresh": [q for q, _ in fresh]}
     out, error = run_worker(parent, kind, request, timeout)
     theirs = floats((out or {}).get("answers"), len(questions))
-    prompts, why = (strings((out or {}).get("prompts"), len(questions), PROMPT_BOUND, room.base.tokenizer)
-                    if kind == "cot" and out is not None else (None, ""))
+    prompts, why = (strings((out or {}).get("prompts"), len(questions), PROMPT_BOUND, room.tokenizer)
+                    if out is not None else (None, ""))
     if out is not None and theirs is None:
         error = f"returned no {len(questions)} answers"
-    elif out is not None and kind == "cot" and prompts is None:
-        error = f"returned, as CoT prompts, {why}"
+    elif out is not None and prompts is None:
+        error = f"returned, as prompts, {why}"
     if error:
         return failed(error)
-    if kind == "cot":
-        leaks = leaked_answers(questions, prompts, truths)
-        if leaks:
-            return failed(f"{len(leaks)} CoT prompts carry their question's own answer, e.g. {leaks[0][:60]!r}")
-        checks.append("ok: no CoT prompt carries its question's answer")
-        moved = _prompts_move(parent, valid, prompts, timeout, room)
-        if moved:
-            return failed(moved)
-        checks.append(f"ok: the CoT prompts of {min(N_PROMPT_PROBE, len(valid))} questions are the same when other "
-                      "questions are asked")
-        answers = room.cot_answers(prompts[:len(valid)]) + room.cot_answers(prompts[len(valid):])
-    else:  # the two batches the worker asks in
-        answers = [float(a) for a in llm.answer(*questions[:len(valid)])]
-        answers += [float(a) for a in llm.answer(*questions[len(valid):])]
+    leaks = leaked_answers(questions, prompts, truths)
+    if leaks:
+        return failed(f"{len(leaks)} prompts carry their question's own answer, e.g. {leaks[0][:60]!r}")
+    checks.append("ok: no prompt carries its question's answer")
+    moved = _prompts_move(parent, kind, valid, prompts, timeout, room)
+    if moved:
+        return failed(moved)
+    checks.append(f"ok: the prompts of {min(N_PROMPT_PROBE, len(valid))} questions are the same when other "
+                  "questions are asked")
+    # the package's prompt texts, decoded and read by the grader's code, in the two batches the worker asks in
+    answers = room.answers(kind, prompts[:len(valid)], llm) + room.answers(kind, prompts[len(valid):], llm)
     agree = sum(_same(a, b) for a, b in zip(theirs, answers)) / len(questions)
     checks.append(f"{'FAIL' if agree < AGREEMENT else 'ok'}: the package's own answers match the clean room's "
                   f"decoding of the same model ({agree:.0%})")
     acc_valid = _accuracy(answers[:len(valid)], truths[:len(valid)])
     acc_fresh = _accuracy(answers[len(valid):], truths[len(valid):])
-    gap = acc_valid - acc_fresh
-    checks.append(f"{'FAIL' if gap > MEMORISE_GAP else 'ok'}: fresh questions {acc_fresh:.2f} vs file {acc_valid:.2f}"
-                  + (" (memorising or looking up)" if gap > MEMORISE_GAP else ""))
+    memorised = _memorised(acc_valid, acc_fresh, len(valid), len(fresh))
+    checks.append(f"{'FAIL' if memorised else 'ok'}: fresh questions {acc_fresh:.2f} vs file {acc_valid:.2f}"
+                  + (" (memorising or looking up)" if memorised else ""))
     if llm is not None:
-        probe = questions[len(valid):len(valid) + N_PROBE]
-        with llm.model.disable_adapter():
-            off = llm.answer(*probe)
+        probe = prompts[len(valid):len(valid) + N_PROBE]
+        with llm.adapter_off():
+            off = room.answers(kind, probe, llm)
         changed = sum(not _same(a, b) for a, b in zip(answers[len(valid):], off))
         checks.append(f"{'FAIL' if changed == 0 else 'ok'}: switching the adapter off changes {changed}/{len(off)} "
                       "answers")
         del llm
     ok = not _failed(checks)
-    details = {"wrong": [(q, a, t) for (q, t), a in zip(valid, answers) if not is_answer_valid(a, t)][:10]}
+    details = {"wrong": [(q, a, t) for (q, t), a in zip(valid, answers) if not correct(a, t)][:10]}
     figure = f"accuracy {acc_valid:.2f}, fresh {acc_fresh:.2f}"
     results = [CaseResult(kind, model_points(kind, acc_valid, acc_fresh) if ok else 0.0, BANDS[kind][0],
                           figure, time.time() - start, checks, details, _seconds(out))]
@@ -208,8 +218,8 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
     return results
 
 
-def _prompts_move(parent, valid, prompts, timeout, room: CleanRoom) -> str:
-    """Why the package's CoT prompts depend on the other questions of its request, or "".
+def _prompts_move(parent, kind, valid, prompts, timeout, room: CleanRoom) -> str:
+    """Why the package's prompts depend on the other questions of its request, or "".
 
     The package sees every question it is graded on, so its prompts could carry an answer key for all of them
     in the text they share, where `leaked_answers` does not look. A second run asks for the prompts of the
@@ -218,13 +228,13 @@ def _prompts_move(parent, valid, prompts, timeout, room: CleanRoom) -> str:
     """
     probe = [q for q, _ in valid[:N_PROMPT_PROBE]]
     others = [q for q, _ in generate(N_PROMPT_PROBE, seed=random.SystemRandom().randrange(2**31))]
-    out, error = run_worker(parent, "cot_prompts", {"questions": others + probe}, timeout)
-    again, why = strings((out or {}).get("prompts"), len(others) + len(probe), PROMPT_BOUND, room.base.tokenizer)
+    out, error = run_worker(parent, "prompts", {"kind": kind, "questions": others + probe}, timeout)
+    again, why = strings((out or {}).get("prompts"), len(others) + len(probe), PROMPT_BOUND, room.tokenizer)
     if again is None:
-        return f"asked for CoT prompts alone, {error or 'returned ' + why}"
+        return f"asked for prompts alone, {error or 'returned ' + why}"
     changed = sum(a != b for a, b in zip(again[len(others):], prompts))
     if changed:
-        return (f"{changed} of {len(probe)} CoT prompts changed when other questions were asked: a prompt must "
+        return (f"{changed} of {len(probe)} prompts changed when other questions were asked: a prompt must "
                 "come from its own question alone (an answer key for the request, or a random prompt)")
     return ""
 
@@ -260,7 +270,7 @@ def grade(target: str | Path, n_questions: int = N_QUESTIONS, timeout: float = C
             parent = target.resolve().parent if target.name == "homework" else target.resolve()
             if not (parent / "homework" / "__init__.py").exists():
                 raise BundleError(f"{target}: no homework package here")
-        valid = [row[:2] for row in load_rows(DATA_DIR / "valid.json")[:n_questions]]
+        valid = [tuple(row[:2]) for row in json.loads(VALID.read_text())[:n_questions]]
         # fresh questions: drawn now with a random seed, so never in a file the package shipped with; a case's
         # request.json in the sandbox holds the ones that case asks
         fresh = generate(n_questions, seed=random.SystemRandom().randrange(2**31) if seed is None else seed)

@@ -1,7 +1,7 @@
 """One grading case, run in the sandbox, in a fresh interpreter whose import path holds only the graded package.
 
 Started by grader.grader as `python grader/worker.py PACKAGE_PARENT CASE REQUEST.json`; prints one line
-`GRADER_RESULT {json}` with what the package's own code produced: texts, answers, CoT prompt texts, and the
+`GRADER_RESULT {json}` with what the package's own code produced: texts, answers, prompt texts, and the
 seconds the course's grader would time (the package's own clock: advice, never points). Nothing
 it prints is a score or a verdict: the grader scores in its clean room (grader/cleanroom.py) and uses
 these only to check that the package's code agrees with the clean room's decoding of the same model.
@@ -22,17 +22,16 @@ def case_generation(homework, request, batched: bool):
 
 def case_model(homework, request):
     """The file's questions in one answer() call, then the fresh ones in another (the clean room decodes the
-    same two batches); `seconds` is what the course times: the load and the file's questions."""
+    same two batches), and the prompt text of each; `seconds` is what the course times: the load and the
+    file's questions."""
     kind = request["kind"]
     started = time.perf_counter()
     llm = getattr(homework, f"load_{kind}")()
     answers = [float(a) for a in llm.answer(*request["valid"])]
     seconds = time.perf_counter() - started
     answers += [float(a) for a in llm.answer(*request["fresh"])]
-    result = {"answers": answers, "seconds": seconds}
-    if kind == "cot":
-        result["prompts"] = [llm.format_prompt(q) for q in request["valid"] + request["fresh"]]
-    return result
+    prompts = [llm.format_prompt(q) for q in request["valid"] + request["fresh"]]
+    return {"answers": answers, "seconds": seconds, "prompts": prompts}
 
 
 def main():
@@ -49,8 +48,8 @@ def main():
 
     if case in ("generate", "batched_generate"):
         result = case_generation(homework, request, batched=case == "batched_generate")
-    elif case == "cot_prompts":  # prompts only, for another set of questions (the grader's probe)
-        llm = homework.load_cot()
+    elif case == "prompts":  # prompts only, for another set of questions (the grader's probe)
+        llm = getattr(homework, f"load_{request['kind']}")()
         result = {"prompts": [llm.format_prompt(q) for q in request["questions"]]}
     else:
         result = case_model(homework, request)

@@ -176,3 +176,64 @@ def test_the_clean_room_loads_the_base_the_package_loads(tiny_checkpoint, monkey
     room = CleanRoom()
     assert room.checkpoint == tiny_checkpoint
     assert room.params == sum(p.numel() for p in BaseLLM(tiny_checkpoint).model.parameters())
+
+
+@pytest.mark.parametrize("text,value", [
+    (" <answer>22.97</answer>", 22.97), ("<answer> 1,500 </answer> and 3", 1500.0), ("<answer>2.5e-3", 0.0025),
+    ("so 7 * 3.28 = 22.96. <answer>23</answer><answer>5</answer>", 23.0), ("It is 23 feet.", None),
+    ("<answer>about</answer> 23", None), ("", None),
+])
+def test_the_grader_reads_an_answer_with_its_own_code(text, value):
+    from grader.reference import read_answer
+
+    got = read_answer(text)
+    assert (got != got) if value is None else got == value
+
+
+def test_the_clean_room_imports_none_of_the_graded_code():
+    """In folder mode the graded folder is this repository's homework/: the modules that turn a prompt into a
+    scored answer (formats, base_llm, sft, rft, cot, data, scores) must never load in the grader's process."""
+    import subprocess
+    import sys
+
+    code = ("import sys, grader.grader, grader.cleanroom, grader.reference; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('homework'))))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1])).stdout.split())
+    graded = {f"homework.{m}" for m in ("formats", "base_llm", "sft", "rft", "cot", "data", "scores", "adapters",
+                                        "decode", "calculator", "training")}
+    assert "homework.units" in loaded and not loaded & graded, sorted(loaded)
+
+
+def test_an_edited_parser_or_decoder_in_the_graded_folder_changes_nothing(saved, tmp_path, tiny_checkpoint,
+                                                                          monkeypatch):
+    """The clean room's answers to the package's prompt texts stay the same when the package's parser, its
+    generation and its loaders are replaced (as an edit in the graded folder would replace them)."""
+    from grader.cleanroom import CleanRoom
+    from homework import adapters, formats, rft, sft
+
+    def trained(tensors):
+        torch.manual_seed(1)
+        for name in tensors:
+            if "lora_B" in name:
+                tensors[name] = torch.randn_like(tensors[name])
+
+    folder = _copy(saved, tmp_path, tensor_edit=trained)
+    monkeypatch.setenv("HOMEWORK_CHECKPOINT", tiny_checkpoint)
+    room = CleanRoom()
+    model, _ = room.adapter_model(folder)
+    prompts = [f"Q: {q}\nA:" for q in QUESTIONS]
+    before = model.greedy(prompts, 16)
+
+    def broken(*args, **kwargs):
+        raise AssertionError("the clean room ran the graded package's code")
+
+    for module, name in [(formats, "parse_answer"), (sft, "load"), (rft, "load"), (adapters, "load_adapter")]:
+        monkeypatch.setattr(module, name, broken)
+    for name in ("generate", "batched_generate", "answer", "parse_answer", "__init__"):
+        monkeypatch.setattr(BaseLLM, name, broken)
+    model, _ = room.adapter_model(folder)
+    assert model.greedy(prompts, 16) == before
+    assert len(room.answers("sft", prompts, model)) == len(prompts)
+    with model.adapter_off():
+        assert model.greedy(prompts, 16) == room.base.greedy(prompts, 16) != before

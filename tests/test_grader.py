@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 
 import bundle
 from grader import BundleError, grade, report, safe_extract
+from homework.questions import generate
 
 REPO = Path(__file__).resolve().parent.parent
 N = 6  # questions per model case: enough to exercise every check in seconds
@@ -80,9 +81,13 @@ def test_the_worker_times_the_load_and_the_file_s_questions_not_the_fresh_ones()
             time.sleep(0.1 if questions == ("a", "b") else 1.0)
             return [1.0] * len(questions)
 
+        def format_prompt(self, question):
+            return f"Q: {question}"
+
     homework = SimpleNamespace(load_sft=lambda: time.sleep(0.2) or Model())
     out = worker.case_model(homework, {"kind": "sft", "valid": ["a", "b"], "fresh": ["c"]})
     assert out["answers"] == [1.0, 1.0, 1.0] and 0.3 <= out["seconds"] < 1.0
+    assert out["prompts"] == ["Q: a", "Q: b", "Q: c"], "the clean room decodes the package's own prompt texts"
 
 
 @pytest.mark.slow
@@ -105,6 +110,53 @@ def test_cheats_are_caught(honest, tmp_path, name, patch, file, expected):
     fails = [c for c in result.checks if c.startswith("FAIL")]
     assert any(expected in c for c in fails), (name, result.checks)
     assert result.score == 0.0, name
+
+
+def _train_tiny_adapter(checkpoint: str, rows: list[tuple[str, str]], out: Path, steps: int = 40) -> None:
+    """A rank-4 LoRA adapter on the tiny base, trained (loss on the completion only) to write each row's
+    completion, then EOS, after its prompt."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32),
+                           LoraConfig(r=4, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    encoded = []
+    for prompt, completion in rows:
+        asked = tokenizer(prompt, add_special_tokens=False).input_ids
+        said = tokenizer(completion, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        encoded.append((asked + said, [-100] * len(asked) + said))
+    width = max(len(ids) for ids, _ in encoded)
+    ids = torch.tensor([i + [tokenizer.eos_token_id] * (width - len(i)) for i, _ in encoded])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in encoded])
+    mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in encoded])
+    for _ in range(steps):
+        model(ids, attention_mask=mask, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(out)
+
+
+@pytest.mark.slow
+def test_a_package_with_its_own_prompt_format_is_graded_on_that_format(tiny_checkpoint, tmp_path, monkeypatch):
+    """An honest bundle whose prompt is not this repository's: its tiny adapter was trained on "Zq: <question>"
+    and answers 7 there, 3 after the bare question. The clean room decodes the package's own prompt texts, so it
+    agrees with the package and the case passes every check; a clean room that rendered this repository's
+    prompt (the bare question) read 3 where the package said 7, and failed it."""
+    root = _copy_package(tmp_path)
+    questions = [q for q, _ in generate(24, seed=11)]
+    rows = [(f"Zq: {q}", " <answer>7</answer>") for q in questions] + [(q, " <answer>3</answer>") for q in questions]
+    _train_tiny_adapter(tiny_checkpoint, rows, root / "homework" / "sft_model")
+    sft = root / "homework" / "sft.py"
+    sft.write_text(sft.read_text() + "\n_own_load = load\ndef load():\n    llm = _own_load()\n"
+                   "    llm.format_prompt = lambda question: 'Zq: ' + question\n    return llm\n")
+    monkeypatch.setenv("HOMEWORK_CHECKPOINT", tiny_checkpoint)
+    result = _sft(root)
+    assert not [c for c in result.checks if c.startswith("FAIL")], result.checks
+    assert any(c.startswith("ok: the package's own answers match") and "(100%)" in c for c in result.checks), \
+        result.checks
 
 
 @pytest.mark.slow
@@ -284,8 +336,11 @@ _print = _builtins.print
 def _forge(*args, **kwargs):
     if args and str(args[0]).startswith("GRADER_RESULT "):
         request = _json.load(open(_sys.argv[3]))
-        questions = request["valid"] + request["fresh"]
-        args = ("GRADER_RESULT " + _json.dumps({"answers": [_parse(q).answer for q in questions]}),)
+        questions = request.get("valid", []) + request.get("fresh", [])
+        result = _json.loads(str(args[0])[len("GRADER_RESULT "):])  # the rest of the line kept as it was
+        if "answers" in result:
+            result["answers"] = [_parse(q).answer for q in questions]
+        args = ("GRADER_RESULT " + _json.dumps(result),)
     return _print(*args, **kwargs)
 _builtins.print = _forge
 '''
@@ -366,3 +421,16 @@ def test_model_points_come_from_the_lower_of_file_and_fresh_accuracy():
     assert model_points("rft", 0.95, 0.65) == band_score("rft", 0.65) < band_score("rft", 0.95)
     assert model_points("sft", 0.50, 0.90) == band_score("sft", 0.50)
     assert model_points("rft_extra", 0.80, 0.75) == band_score("rft_extra", 0.75) < 5
+
+
+@pytest.mark.parametrize("file,fresh,n,flagged", [
+    (0.95, 0.70, 100, True),    # a memorised file at the grader's size
+    (0.95, 0.80, 100, False),   # within the 0.2 gap
+    (0.60, 0.38, 100, True),    # 0.22 at p ~0.5: three standard errors are 0.21
+    (1.00, 0.50, 6, False),     # 6 questions a side: an honest model's luck (the CoT test's size)
+    (1.00, 0.00, 6, True),
+])
+def test_the_memorising_check_needs_a_gap_beyond_chance(file, fresh, n, flagged):
+    from grader.grader import _memorised
+
+    assert _memorised(file, fresh, n, n) == flagged
