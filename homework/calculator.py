@@ -1,6 +1,8 @@
-"""Calculator decoding for the RFT model, in the manner of GSM8K's calculator annotations (Cobbe et al. 2021).
+"""Calculator decoding for the RFT and CoT models, in the manner of GSM8K's calculator annotations (Cobbe et al.
+2021).
 
     python -m homework.rft test --calculator                      # the benchmark with the calculator on
+    python -m homework.cot test --calculator                      # the untrained model's CoT, likewise
     python -m homework.ask --calculator "How many gallons are there in 86 m**3?"
 
 The model writes the fact and sets up the product itself ("... = 86 * 264 ="). There decoding stops for
@@ -10,8 +12,8 @@ line is closed as the trained reasoning closes it (". <answer>22700</answer>": t
 product, and the model's turn ends after it; going on from there, the model wrote stray tokens such as
 "3</answer>"). Rows stop at their own points in one batch, and the others go on to their own end. Only a product the model wrote is ever computed: a
 wrong fact stays wrong, and a product that is not two numbers ("7 * =") or not finite is left as the model
-wrote it. This is an opt-in mode of the RFT model (`rft.load(calculator=True)`); `load_rft()` and the grader use the
-pure model.
+wrote it. This is an opt-in mode of the RFT and CoT models (`rft.load(calculator=True)`, `cot.load(calculator=True)`);
+`load_rft()`, `load_cot()` and the grader use the pure models.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from transformers import StoppingCriteria
 from .base_llm import BaseLLM
 from .formats import CLOSE, NUMBER, OPEN, product_text
 
-PRODUCT = re.compile(rf"(?<![\w.])({NUMBER}) \* ({NUMBER}) =$")
+# "A * B =", or "A * B feet =" as the CoT examples write it (a unit: no digit, "=" or "*", at most 40 characters)
+PRODUCT = re.compile(rf"(?<![\w.])({NUMBER}) \* ({NUMBER})(?: [^\d=*]{{1,40}}?)? =$")
 
 
 def calculation(text: str) -> str | None:
@@ -77,7 +80,11 @@ class CalculatorLLM(BaseLLM):
     def __init__(self, llm: BaseLLM):  # not BaseLLM.__init__: the model is loaded already
         self.tokenizer, self.model, self.device, self.dtype = llm.tokenizer, llm.model, llm.device, llm.dtype
         self.max_new_tokens, self.min_new_tokens = llm.max_new_tokens, llm.min_new_tokens
+        self.prompted = llm  # the loaded model whose prompt format this one keeps (the CoT chat, or the question)
         self.calls = 0  # products computed since load (the tests read it)
+
+    def format_prompt(self, question: str) -> str:
+        return self.prompted.format_prompt(question)
 
     def _generate_chunk(self, prompts: list[str], n: int, temperature: float, stop=None) -> list[str]:
         texts = super()._generate_chunk(prompts, n, temperature, stop=StopAtProduct)

@@ -50,9 +50,9 @@ from .questions import save_rows
 
 def _sampler(model: str, model_dir: str = "", checkpoint: str = "") -> BaseLLM:
     if model == "cot":
-        from .cot import CoTModel
+        from .cot import ReasoningCoT
 
-        return CoTModel(checkpoint or None)
+        return ReasoningCoT(checkpoint or None)
     if model == "rft":
         from .rft import MODEL_DIR, load
 

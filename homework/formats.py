@@ -119,6 +119,16 @@ def worked_answer(quantity: float, src: str, dst: str) -> str:
             f"{OPEN}{product}{CLOSE}")
 
 
+def worked_product(quantity: float, src: str, dst: str) -> str:
+    """The in-context CoT examples' shorter shape: the fact is on the question's line already, so the answer
+    goes straight to the product, units kept ("8 meters = 8 * 3.28 feet = 26.2 feet. <answer>26.2</answer>")."""
+    f = fact_number(factor(src, dst))
+    q = format_number(quantity)
+    product = product_text(quantity, f)
+    unit = BY_NAME[dst].plural
+    return f"{q} {BY_NAME[src].plural} = {q} * {f} {unit} = {product} {unit}. {OPEN}{product}{CLOSE}"
+
+
 def product_text(a: str | float, b: str | float) -> str:
     """The product `a * b` written as the reasoning writes it: FACT_DIGITS significant digits, and a factor's
     power of ten carried over as it stands ("7 * 2.64e-4" -> "1.85e-4", "8.64e4 * 3.5" -> "30.2e4"; both

@@ -11,6 +11,7 @@ machine and dtype), report/results.json, report/accuracy_by_dimension.png and re
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
 import platform
 import sys
@@ -27,8 +28,9 @@ from .units import BY_NAME, DIMENSIONS, UnitError, parse_question
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "report"
-MODELS = ("cot", "sft", "rft", "rft_calculator")
-LABELS = {"rft_calculator": "RFT + calculator"}  # the RFT adapter decoding with homework/calculator.py
+MODELS = ("cot", "cot_calculator", "sft", "rft", "rft_calculator")
+# the CoT prompt and the RFT adapter decoding with homework/calculator.py
+LABELS = {"cot_calculator": "CoT + calculator", "rft_calculator": "RFT + calculator"}
 SPLITS = ("valid", "valid_wide", "valid_reworded", "valid_constructions", "people", "valid_units_first", "valid_same_unit",
           "valid_decimal")
 
@@ -51,10 +53,8 @@ def by_dimension(samples: list[dict]) -> dict[str, float]:
 
 
 def _load(name: str):
-    if name == "rft_calculator":
-        from .rft import load
-
-        return load(calculator=True)
+    if name.endswith("_calculator"):
+        return importlib.import_module(f".{name.removesuffix('_calculator')}", __package__).load(calculator=True)
     return load_named(name)
 
 

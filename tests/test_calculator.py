@@ -26,6 +26,8 @@ def tokenizer():
     (" x = 0.5 * 2.64e-4 =", "1.32e-4"),
     (" so 8.64e4 = 8.64e4 * 3.5 =", "30.2e4"),  # the power of ten of either side carried over
     (" 2e3 * 3e-1 =", "6e2"),
+    (" 8 meters = 8 * 3.28 feet =", "26.2"),  # the CoT examples' shape: the unit before "="
+    (" 4 hours = 4 * 0.447 meters per second =", "1.79"),
 ])
 def test_a_product_the_model_set_up_is_computed_as_the_model_writes_numbers(text, product):
     assert calculation(text) == f" {product}. <answer>{product}</answer>"
@@ -38,6 +40,7 @@ def test_a_product_the_model_set_up_is_computed_as_the_model_writes_numbers(text
     " 1 meter = 3.28 feet",  # a fact, no product
     " 3 * 4",  # not set up yet
     " 2 * 3e5x =",  # not a number the model writes
+    " 2 * 3 feet 4 =",  # a number after the unit: not a product set up
 ])
 def test_anything_else_is_left_as_the_model_wrote_it(text):
     assert calculation(text) is None
@@ -48,6 +51,9 @@ def test_the_calculation_completes_the_worked_answers_the_model_learnt():
         worked = formats.worked_answer(q, src, dst)
         setup = worked[: worked.rindex(" = ") + 2]
         assert setup + calculation(setup) == worked
+        short = formats.worked_product(q, src, dst)  # the CoT examples: the same product, the answer the same
+        setup = short[: short.rindex(" = ") + 2]
+        assert formats.parse_answer(setup + calculation(setup)) == formats.parse_answer(short)
 
 
 @pytest.mark.parametrize("text,by_calculator", [
@@ -107,3 +113,14 @@ def test_rft_calculator_mode_batched_as_one_by_one_and_the_gallons_question(fp32
     assert llm.calls >= 2 * 3  # products done in both runs
     gallons = formats.parse_answer(batched[0])
     assert abs(gallons - 22718.8) <= 0.05 * 22718.8, batched[0]
+
+
+def test_the_calculator_keeps_the_prompt_format_of_the_model_it_wraps(tiny_checkpoint):
+    """CoT + calculator asks the CoT chat, not the bare question (the RFT prompt); the pure CoT model stays pure."""
+    from homework import cot
+
+    chat = cot.CoTModel(tiny_checkpoint)
+    wrapped = calculator.with_calculator(chat)
+    question = "How many feet are in 7 meters?"
+    assert wrapped.format_prompt(question) == chat.format_prompt(question) != BaseLLM.format_prompt(chat, question)
+    assert wrapped.max_new_tokens == cot.CoTModel.max_new_tokens and not isinstance(chat, CalculatorLLM)
