@@ -47,7 +47,7 @@ COURSE_LIMITS = {"generate": 40, "batched_generate": 15, "cot": 60, "sft": 60, "
 MAX_PARAMS = 380_000_000
 # file accuracy this far above fresh-question accuracy flags lookup or memorising; and at least three standard
 # errors of the difference, so that a handful of questions cannot flag an honest model by chance (at 100
-# questions a side the bound stays 0.2 for any accuracy; at 6 a side it is ~0.8 near 0.5)
+# questions a side the bound is 0.2, 0.21 near an accuracy of 0.5; at 6 a side it is 0.87 there)
 MEMORISE_GAP = 0.2
 # Share of the package's answers that must match the clean room's decoding of the same model. The clean room
 # decodes in the same batches as the package's own answer(), so the honest package matches all of them; the

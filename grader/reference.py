@@ -14,10 +14,14 @@ import json
 import math
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
+
+# peft calls a transformers property that warns on every adapter load; the warning is not the grader's to act on
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 TOLERANCE = 0.05  # relative error of a correct answer, the benchmark's rule
 CHUNK = 64  # prompts decoded together
@@ -102,8 +106,10 @@ class Model:
         limit = min(map(len, rows)) - 1  # every row keeps a token of its own
         while shared < limit and len({r[shared] for r in rows}) == 1:
             shared += 1
-        head, cache = (rows[0][:shared], self._cache(tuple(rows[0][:shared]), len(rows))) if shared >= SHARED_MIN \
-            else ([], None)
+        head, cache = [], None
+        if shared >= SHARED_MIN:
+            head = rows[0][:shared]
+            cache = self._cache(tuple(head), len(rows))
         tails = [r[len(head):] for r in rows]
         width = max(map(len, tails))
         pad = self.tokenizer.pad_token_id
