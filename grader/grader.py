@@ -59,6 +59,9 @@ N_QUESTIONS = 100  # validation questions per model case (the course's size), an
 N_GENERATION = 32  # the first validation questions the generation cases score, as the course's grader does
 N_PROBE = 30  # fresh questions the clean room re-asks with the adapter switched off
 N_PROMPT_PROBE = 10  # file questions whose prompts are asked again among other questions
+# characters a prompt may add to its question (this repository's SFT and RFT prompts add a "?" at most) and still
+# be taken as the question alone, without asking for the prompts again: too few for an answer key of the request
+PROMPT_SLACK = 8
 VALID = Path(__file__).resolve().parents[1] / "data" / "valid.json"  # the grader's copy, never the bundle's
 CASE_TIMEOUT = 900  # seconds per case, model load included
 
@@ -184,11 +187,15 @@ def _grade_model(parent, kind, valid, fresh, timeout, room: CleanRoom) -> list[C
     if leaks:
         return failed(f"{len(leaks)} prompts carry their question's own answer, e.g. {leaks[0][:60]!r}")
     checks.append("ok: no prompt carries its question's answer")
-    moved = _prompts_move(parent, kind, valid, prompts, timeout, room)
-    if moved:
-        return failed(moved)
-    checks.append(f"ok: the prompts of {min(N_PROMPT_PROBE, len(valid))} questions are the same when other "
-                  "questions are asked")
+    if all(len(p) <= len(q) + PROMPT_SLACK for p, q in zip(prompts, questions)):
+        checks.append(f"ok: every prompt is its question (at most {PROMPT_SLACK} characters added): no room for "
+                      "anything taken from the other questions")
+    else:
+        moved = _prompts_move(parent, kind, valid, prompts, timeout, room)
+        if moved:
+            return failed(moved)
+        checks.append(f"ok: the prompts of {min(N_PROMPT_PROBE, len(valid))} questions are the same when other "
+                      "questions are asked")
     # the package's prompt texts, decoded and read by the grader's code, in the two batches the worker asks in
     answers = room.answers(kind, prompts[:len(valid)], llm) + room.answers(kind, prompts[len(valid):], llm)
     agree = sum(_same(a, b) for a, b in zip(theirs, answers)) / len(questions)

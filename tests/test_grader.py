@@ -55,6 +55,7 @@ LOOKUP = f"{{q: a for q, a in __import__('json').load(open({str(REPO / 'data' / 
 def test_honest_package_passes_every_check(honest):
     result = _sft(honest)
     assert result.checks and not [c for c in result.checks if c.startswith("FAIL")], result.checks
+    assert any(c.startswith("ok: every prompt is its question") for c in result.checks), "no second run needed"
     assert 0 < result.course_seconds < result.seconds and not result.course_warning()
 
 
@@ -112,7 +113,7 @@ def test_cheats_are_caught(honest, tmp_path, name, patch, file, expected):
     assert result.score == 0.0, name
 
 
-def _train_tiny_adapter(checkpoint: str, rows: list[tuple[str, str]], out: Path, steps: int = 40) -> None:
+def _train_tiny_adapter(checkpoint: str, rows: list[tuple[str, str]], out: Path, steps: int = 30) -> None:
     """A rank-4 LoRA adapter on the tiny base, trained (loss on the completion only) to write each row's
     completion, then EOS, after its prompt."""
     from peft import LoraConfig, get_peft_model
@@ -146,7 +147,7 @@ def test_a_package_with_its_own_prompt_format_is_graded_on_that_format(tiny_chec
     agrees with the package and the case passes every check; a clean room that rendered this repository's
     prompt (the bare question) read 3 where the package said 7, and failed it."""
     root = _copy_package(tmp_path)
-    questions = [q for q, _ in generate(24, seed=11)]
+    questions = [q for q, _ in generate(16, seed=11)]
     rows = [(f"Zq: {q}", " <answer>7</answer>") for q in questions] + [(q, " <answer>3</answer>") for q in questions]
     _train_tiny_adapter(tiny_checkpoint, rows, root / "homework" / "sft_model")
     sft = root / "homework" / "sft.py"
