@@ -71,6 +71,8 @@ def test_bf16_on_cpu_runs_the_packed_products(tiny_checkpoint):
     plain = decode.GreedyDecoder(BaseLLM(tiny_checkpoint, dtype=torch.float32).model)
     assert packed.head.packed and all(p.packed for p in packed.layers[0][1:7] if isinstance(p, decode._Projection))
     assert not plain.head.packed
+    assert packed.packed and not plain.packed
+    assert isinstance(decode._compiled_step(), torch.jit.ScriptFunction)  # the step runs without Python between ops
 
 
 @pytest.mark.slow
