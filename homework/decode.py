@@ -12,7 +12,7 @@ token for token).
 
 In bf16 with oneDNN the step for all layers is one TorchScript function (`_packed_step`): a token's ~1,500 small
 operators then run without Python between them, which took the course's 32-question generation case from
-23-25 s of generating to 18-19 s here. Its arithmetic is the model's, op for op: the norm's fp32 steps, rotary
+23 s of generating to 18-18.5 s here (docs/performance.md). Its arithmetic is the model's, op for op: the norm's fp32 steps, rotary
 as q * cos + rotate_half(q) * sin (rotate_half's negation moved onto sin, which is exact), sdpa with GQA.
 """
 
@@ -100,8 +100,8 @@ _scripted = None
 
 
 def _compiled_step():
-    """`_packed_step` as TorchScript (compiled once a process, well under a second), or the same function run
-    by Python where this torch cannot script it."""
+    """`_packed_step` as TorchScript (scripted once a process), or the same function run by Python where this
+    torch cannot script it."""
     global _scripted
     if _scripted is None:
         try:
