@@ -1,14 +1,13 @@
-"""Questions composed from parts: a construction, where the quantity stands, each unit's surface form, a
-wrapper, case and punctuation; thousands of distinct surface forms from one seed, byte-identical every run.
+"""Questions composed from parts: a construction, the quantity as people write it, each unit's surface form, a
+wrapper, a sentence of context, case and punctuation; thousands of distinct surface forms from one seed.
 
-    python -m homework.questions make data/big.json --n 20000 --composed      # training-style rows
-    python -m homework.questions write                                         # also data/valid_constructions.json
+    python -m homework.questions make data/big.json --n 20000 --composed 1   # training-style rows
     python -m homework.questions reword data/rft.json data/rft_reworded.json   # RFT rows asked anew
 
-Whole constructions are held out (`HELD_OUT_CONSTRUCTIONS`): no training row uses them, and
-data/valid_constructions.json asks the validation conversions in them only, so it measures a way of asking
-the model has never seen, not only new words. Every composed question is read back by `units.parse_question`
-and kept only if it gives the conversion it was made from.
+Whole constructions are held out (`HELD_OUT_CONSTRUCTIONS`, `HELD_OUT_STORIES`, `HELD_OUT_CONTEXTS`): no training
+row uses them, and the validation files built from them (data/valid_constructions.json, data/valid_natural.json)
+measure a way of asking the model has never seen, not only new words. Every composed question is read back by
+`units.parse_question` and kept only if it gives the conversion it was made from.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ QUANTITY_APART = (
     "{src} to {dst}, {q} please",
 )
 # Both units named before the quantity, the course's "the conversion from A to B for N units": the direction
-# is A -> B. Training rows use UNITS_FIRST; data/valid_units_first.json asks only HELD_OUT_UNITS_FIRST.
+# is A -> B. data/valid_units_first.json asks only HELD_OUT_UNITS_FIRST.
 UNITS_FIRST = (
     "the conversion from {src} to {dst} for {q} units", "what is the conversion from {src} to {dst} for {q} units",
     "could you give the conversion from {src} to {dst} for {q} units", "give the conversion from {src} to {dst} for {q} units",
@@ -55,13 +54,40 @@ HELD_OUT_CONSTRUCTIONS = (
     "the equivalent of {q} {src} in {dst}", "convert {src} into {dst}, {q} units' worth",
     "how many {dst} in {src} if I have {q}", "{src} in {dst}? I have {q}",
 )
-CONSTRUCTIONS = QUANTITY_FIRST + QUANTITY_APART  # what data/rft_reworded.json and the older adapters saw
-TRAINING_CONSTRUCTIONS = CONSTRUCTIONS + UNITS_FIRST  # the shipped recipes' composed rows
+CONSTRUCTIONS = QUANTITY_FIRST + QUANTITY_APART + UNITS_FIRST  # what composed training rows are made from
+
+# The quantity told in a sentence about something, then the question ("My bag weighs 23 kg. How many pounds is
+# that?"): each dimension has its own verbs. The held-out ones are data/valid_natural.json's only.
+STORIES = {
+    "mass": ("my bag weighs {q} {src}. how many {dst} is that", "the parcel weighs {q} {src}, what is that in {dst}"),
+    "length": ("the trail is {q} {src} long. how many {dst} is that", "my desk is {q} {src} wide, in {dst}?"),
+    "time": ("the trip takes {q} {src}. how many {dst} is that", "the film lasts {q} {src}, what is that in {dst}"),
+    "volume": ("the tank holds {q} {src}. how many {dst} is that", "the recipe needs {q} {src}, in {dst}?"),
+    "speed": ("the car goes {q} {src}. what is that in {dst}", "the wind blows at {q} {src}, in {dst}?"),
+    "data": ("the file is {q} {src}. how many {dst} is that", "my photo takes up {q} {src}, in {dst}?"),
+}
+HELD_OUT_STORIES = {
+    "mass": ("my suitcase came to {q} {src} at the airport; how heavy is that in {dst}",),
+    "length": ("we walked {q} {src} today; how far is that in {dst}",),
+    "time": ("I slept for {q} {src} last night; how long is that in {dst}",),
+    "volume": ("there is {q} {src} of water in the jug; how much is that in {dst}",),
+    "speed": ("the train was doing {q} {src}; how fast is that in {dst}",),
+    "data": ("my download was {q} {src}; how big is that in {dst}",),
+}
+# A sentence before the question that carries no quantity and no unit.
+CONTEXTS = ("I'm packing for a trip.", "I'm baking with my kids.", "Working on my homework here.",
+            "My teacher asked us this.", "Settling a bet with a friend.", "I'm reading an old recipe.",
+            "Just curious.", "This is for a science project.", "Sorry if this is basic.", "Quick one for you.")
+HELD_OUT_CONTEXTS = ("My neighbour wants to know.", "I'm filling out a form for work.",
+                     "Doing a physics exercise tonight.", "Something I wondered about on the bus.")
 WRAPPERS = (("", ""),) * 6 + (("please ", ""), ("quick question: ", ""), ("hey, ", ""), ("can you tell me ", ""),
                               ("q: ", ""), ("", " please"), ("", " thanks"), ("help: ", ""), ("ok so ", ""))
 ENDINGS = ("?",) * 5 + (".",) * 2 + ("",) * 3 + ("??", "!")
-SINGULAR_TARGET = 0.2  # share of varied questions whose target unit is singular ("decades to month")
-WORDS = "zero one two three four five six seven eight nine ten".split()
+SINGULAR_TARGET = 0.2  # share of questions whose target unit is singular ("decades to month"), as the course writes
+CONTEXT_SHARE = 0.05  # share of composed questions with a sentence of context first
+STORY_SHARE = 0.03  # share of composed questions told as a story (their dimension's STORIES)
+WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+         "seventeen eighteen nineteen twenty").split()
 
 
 def unit_form(name: str, quantity: float, rng: random.Random) -> str:
@@ -70,19 +96,34 @@ def unit_form(name: str, quantity: float, rng: random.Random) -> str:
     if rng.random() < 0.55:
         form = unit.name if quantity == 1 else unit.plural
     else:
-        form = rng.choice(unit.aliases or (unit.plural,))
+        form = rng.choice(unit.aliases or (unit.name if quantity == 1 else unit.plural,))
     if rng.random() < 0.1 and form.islower() and len(form) > 3:
         form = form.capitalize()
     return form
 
 
-def quantity_form(q: float, rng: random.Random) -> str:
-    """The quantity as written: digits, or now and then a word ('five', 'a')."""
+def article(word: str) -> str:
+    """'a' or 'an' before a unit's name ("an hour", "an inch", "a mile")."""
+    return "an" if word[:1].lower() in "aeiou" or word.lower().startswith("hour") else "a"
+
+
+def quantity_form(q: float, unit: str, rng: random.Random, natural: bool = False) -> str:
+    """The quantity as written before `unit` (the unit's written form): digits, or as people also write it.
+
+    A 1 before a unit's singular name is now and then "a"/"an"/"one", a 0.5 "half a"/"half an", a whole number
+    up to twenty a word ("three feet"), one from 1,000 a number with a thousands comma ("2,500 m"). `natural`
+    makes those forms the rule rather than the exception (the rows of `questions.generate(natural=...)`).
+    """
     draw = rng.random()
-    if q.is_integer() and 1 <= q <= 10 and draw < 0.06:
+    named = unit.lower() in {BY_NAME[n].name for n in BY_NAME}
+    if q == 1 and named and draw < (0.7 if natural else 0.12):
+        return rng.choice((article(unit), article(unit), "one"))
+    if q == 0.5 and named and draw < (0.7 if natural else 0.12):
+        return f"half {article(unit)}"
+    if q.is_integer() and 1 <= q < len(WORDS) and draw < (0.6 if natural else 0.06):
         return WORDS[int(q)]
-    if q == 1 and draw < 0.12:
-        return "a"
+    if q.is_integer() and q >= 1000 and draw < 0.5:
+        return f"{q:,.0f}"
     return f"{q:g}" if q < 1e6 else f"{q:,.0f}"
 
 
@@ -95,26 +136,33 @@ def _case(text: str, rng: random.Random) -> str:
     return text
 
 
+def _sentence(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
 def compose(conv: Conversion, rng: random.Random, constructions: tuple[str, ...] = CONSTRUCTIONS,
-            varied: bool = False) -> str:
+            natural: bool = False, stories: dict = STORIES, contexts: tuple[str, ...] = CONTEXTS) -> str:
     """One question asking `conv`, read back by the registry to that same conversion.
 
-    varied: the target unit is now and then singular ("decades to month"), as course-style questions write it,
-        and a conversion between two names of one unit ("ml in cc") always writes two different names. Off, the
-        draws are the ones the committed data files were made with.
+    The target unit is now and then singular ("decades to month"); a conversion between two names of one unit
+    ("ml in cc") always writes two different names. `natural`: the quantity as people write it (`quantity_form`)
+    and a sentence of context or a story more often; `stories` and `contexts` are the ones to draw from.
     """
+    dimension = BY_NAME[conv.src].dimension
     for _ in range(50):
-        construction = rng.choice(constructions)
-        before, after = rng.choice(WRAPPERS)
-        q = quantity_form(conv.quantity, rng)
-        if q == "a" and "{q} {src}" not in construction:
-            continue  # "a" stands for 1 only right before its unit
+        story = rng.random() < (0.3 if natural else STORY_SHARE) and stories.get(dimension)
+        construction = rng.choice(stories[dimension] if story else constructions)
+        before, after = ("", "") if story else rng.choice(WRAPPERS)
         src = unit_form(conv.src, conv.quantity, rng)
-        dst = unit_form(conv.dst, 1 if varied and rng.random() < SINGULAR_TARGET else 2, rng)
-        if varied and conv.src == conv.dst and src.lower() == dst.lower():
+        dst = unit_form(conv.dst, 1 if rng.random() < SINGULAR_TARGET else 2, rng)
+        q = quantity_form(conv.quantity, src, rng, natural)
+        if not q[0].isdigit() and "{q} {src}" not in construction:
+            continue  # a word stands for a quantity only right before its unit
+        if conv.src == conv.dst and src.lower() == dst.lower():
             continue  # "5 ml in ml" asks nothing
-        text = construction.format(q=q, src=src, dst=dst)
-        text = _case(before + text + after, rng) + rng.choice(ENDINGS)
+        text = _case(before + construction.format(q=q, src=src, dst=dst) + after, rng) + rng.choice(ENDINGS)
+        if not story and rng.random() < (0.3 if natural else CONTEXT_SHARE):
+            text = f"{rng.choice(contexts)} {_sentence(text)}"
         try:
             if parse_question(text) == conv:
                 return text
@@ -123,14 +171,14 @@ def compose(conv: Conversion, rng: random.Random, constructions: tuple[str, ...]
     raise UnitError(f"no phrasing found for {conv}")
 
 
-def reword(rows: list, seed: int, constructions: tuple[str, ...] = CONSTRUCTIONS, varied: bool = False) -> list:
+def reword(rows: list, seed: int | str, constructions: tuple[str, ...] = CONSTRUCTIONS) -> list:
     """The rows with each question asked anew for the same conversion; answers and the rest stay as they are."""
     rng = random.Random(seed)
     out, seen = [], set()
     for question, *rest in rows:
         conv = parse_question(question)
         for _ in range(20):
-            text = compose(conv, rng, constructions, varied)
+            text = compose(conv, rng, constructions)
             if text not in seen:
                 break
         seen.add(text)

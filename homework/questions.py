@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 
 from . import phrasing
-from .units import BY_NAME, DIMENSIONS, UNITS, Conversion, UnitError, parse_question, parse_strict
+from .units import BY_NAME, DIMENSIONS, UNITS, Conversion, UnitError, parse_question
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -65,14 +65,6 @@ HELD_OUT_TEMPLATES = (
 )
 
 
-def _form(unit_name: str, quantity: float, rng: random.Random) -> str:
-    unit = BY_NAME[unit_name]
-    if rng.random() < 0.65:
-        return unit.name if quantity == 1 else unit.plural
-    # Plain "ounce" is a fluid ounce only beside a volume, so it is a fine spelling there and only there.
-    return rng.choice(unit.aliases or (unit.plural,))
-
-
 LOW, HIGH = 1, 10  # the course's quantities: the whole numbers LOW..HIGH; wide ones lie beyond
 
 
@@ -84,7 +76,9 @@ def _quantity(rng: random.Random, wide: bool) -> float:
         return rng.choice([0.25, 0.5, 0.75, 1.5, 2.5, 3.5, 4.5, 7.5, 0.1, 0.2])
     if kind < 0.6:
         return round(rng.uniform(0.1, 20), 1)
-    return float(rng.randint(11, 1000))
+    if kind < 0.8:
+        return float(rng.randint(11, 99))
+    return float(rng.randint(100, 1000) if kind < 0.92 else rng.randint(1001, 10000))
 
 
 def decimal_quantity(rng: random.Random) -> float:
@@ -98,10 +92,6 @@ def decimal_quantity(rng: random.Random) -> float:
 # An alias that another unit also has ("oz": ounce or fluid ounce) does not name one unit, so it is no synonym.
 SYNONYM_UNITS = tuple(u.name for u in UNITS
                       if any(all(a not in v.forms for v in UNITS if v is not u) for a in u.aliases))
-
-
-def _write_quantity(q: float) -> str:
-    return f"{q:g}" if q < 1e6 else f"{q:,.0f}"
 
 
 def _pair(rng: random.Random) -> tuple[str, str]:
@@ -125,33 +115,39 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
     while True:
         src, dst = (conv.src, conv.dst) if conv else _pair(rng)
         q = conv.quantity if conv and not wide else _quantity(rng, wide)  # wide: the pair from conv, a wide quantity
-        text = rng.choice(templates).format(
-            q=_write_quantity(q), src=_form(src, q, rng), dst=_form(dst, 2, rng))
+        src_form = phrasing.unit_form(src, q, rng)
+        text = rng.choice(templates).format(q=phrasing.quantity_form(q, src_form, rng), src=src_form,
+                                            dst=phrasing.unit_form(dst, 2, rng))
         text = text[0].upper() + text[1:]
         try:
-            if parse_strict(text) == Conversion(q, src, dst) == parse_question(text):
-                return text, float(f"{Conversion(q, src, dst).answer:.8g}")
+            if parse_question(text) == Conversion(q, src, dst):
+                return text, answer_of(Conversion(q, src, dst))
         except UnitError:
             pass  # a spelling that reads ambiguously in this template: draw again
 
 
-def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozenset(),
-             balanced: bool = False, dimensions: tuple[str, ...] = (),
-             templates: tuple[str, ...] = TEMPLATES, composed: bool | float = False,
-             constructions: tuple[str, ...] = phrasing.CONSTRUCTIONS, decimals: float = 0.0,
-             same_unit: float = 0.0) -> list[list]:
-    """n distinct (question, answer) rows.
+def answer_of(conv: Conversion) -> float:
+    """The true answer as the data files store it: 8 significant digits."""
+    return float(f"{conv.answer:.8g}")
 
-    composed: phrase each question from parts (`homework.phrasing`, from `constructions`) instead of filling
-        one of `templates`; a share between 0 and 1 phrases that share of the rows so, the rest from templates.
-    decimals: with balanced, the share of rows whose quantity is a half or a tenth between 0.5 and 10 (2.5, 0.7)
+
+def generate(n: int, seed: int | str, wide: bool = False, exclude: set[str] = frozenset(),
+             balanced: bool = False, dimensions: tuple[str, ...] = (),
+             templates: tuple[str, ...] = TEMPLATES, composed: float = 0.0,
+             constructions: tuple[str, ...] = phrasing.CONSTRUCTIONS, decimals: float = 0.0,
+             same_unit: float = 0.0, natural: float = 0.0) -> list[list]:
+    """n distinct (question, answer) rows, the same for the same arguments.
+
+    composed: the share of rows phrased from parts (`homework.phrasing`, from `constructions`) instead of
+        filling one of `templates` (1: all of them).
+    decimals: with balanced, the share of rows whose quantity is a half or a tenth between 0.1 and 9.9 (2.5, 0.7)
         instead of a whole number.
     same_unit: the share of rows converting between two names of one unit ("9 ml in cc"), always composed; the
         unit is drawn over every unit with two names (SYNONYM_UNITS), whatever `dimensions` says.
-    Shares of 0 draw nothing extra, so the committed data files stay byte-identical.
-
+    natural: the share of rows asked as people write (always composed, `phrasing.compose(natural=True)`): a 1
+        as "a"/"an"/"one", a half as "half a", whole numbers as words, a sentence of context or a story.
     balanced: draw the dimension at random as usual, then cycle through that dimension's unit pairs and
-    quantities 1..10 in shuffled passes, so no conversion is left with few or no rows by chance.
+        quantities 1..10 in shuffled passes, so no conversion is left with few or no rows by chance.
     dimensions: with balanced, draw only these dimensions (e.g. the ones a model gets wrong most); a name
         given twice is drawn twice as often.
     """
@@ -159,6 +155,8 @@ def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozense
     if unknown or (dimensions and not balanced):
         raise ValueError(f"dimensions must be some of {', '.join(DIMENSIONS)} and come with balanced"
                          + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else ""))
+    if n < 1:
+        raise ValueError(f"n must be 1 or more, got {n}")
     rng = random.Random(seed)
     rows, seen = [], set(exclude)
     pools: dict[str, list[Conversion]] = {d: [] for d in DIMENSIONS}
@@ -171,19 +169,20 @@ def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozense
                 pool.extend(c for c in all_conversions() if BY_NAME[c.src].dimension == dimension)
                 rng.shuffle(pool)
             conv = pool.pop()
-            if decimals and rng.random() < decimals:
+            if rng.random() < decimals:
                 conv = Conversion(decimal_quantity(rng), conv.src, conv.dst)
-        varied = bool(decimals or same_unit or 0 < composed < 1)  # the shipped recipe's draws; 0: the old ones
-        if same_unit and rng.random() < same_unit:
+        if rng.random() < same_unit:
             unit = rng.choice(SYNONYM_UNITS)
             conv = Conversion(conv.quantity if conv else float(rng.randint(LOW, HIGH)), unit, unit)
+        as_natural = rng.random() < natural
+        if as_natural:
+            base = conv or Conversion(0.0, *_pair(rng))
+            conv = Conversion(natural_quantity(rng), base.src, base.dst)
         for _ in range(20):  # a few redraws of the wording if this one is taken
-            as_composed = composed >= 1 or (0 < composed and rng.random() < composed) or (conv and conv.src == conv.dst)
-            if as_composed:
+            if as_natural or rng.random() < composed or (conv and conv.src == conv.dst):
                 draw = conv or Conversion(0.0, *_pair(rng))
                 draw = Conversion(_quantity(rng, wide) if wide or not conv else conv.quantity, draw.src, draw.dst)
-                question = phrasing.compose(draw, rng, constructions, varied)
-                answer = float(f"{draw.answer:.8g}")
+                question, answer = phrasing.compose(draw, rng, constructions, as_natural), answer_of(draw)
             else:
                 question, answer = make_question(rng, wide, conv, templates)
             if question not in seen:
@@ -193,25 +192,49 @@ def generate(n: int, seed: int, wide: bool = False, exclude: set[str] = frozense
     return rows
 
 
-def save_rows(rows: list, path: str | Path) -> Path:
-    """Write JSON atomically (beside, then rename): an interrupted write never leaves half a file."""
+def natural_quantity(rng: random.Random) -> float:
+    """A quantity of a natural-forms row: 1 ("a mile") two times in five, 0.5 ("half a day") one in five, else a
+    whole 2..10 (written as a word by `phrasing.quantity_form`)."""
+    draw = rng.random()
+    return 1.0 if draw < 0.4 else 0.5 if draw < 0.6 else float(rng.randint(2, HIGH))
+
+
+class DataFileError(ValueError):
+    """A write that would lose or silently change a committed data file."""
+
+
+def save_rows(rows: list, path: str | Path, expect: int | None = None, overwrite: bool = False) -> Path:
+    """Write JSON atomically (beside, then rename): an interrupted write never leaves half a file.
+
+    Refused (DataFileError), before anything is written: no rows, fewer rows than `expect`, or a file that
+    `manifest.json` pins whose content would change, unless `overwrite`.
+    """
+    from . import manifest
+
     path = Path(path)
+    if not rows or (expect is not None and len(rows) < expect):
+        raise DataFileError(f"refusing to write {path}: {len(rows)} rows" + (f", {expect} asked" if expect else ""))
+    text = json.dumps(rows, indent=1) + "\n"
+    pinned = manifest.pinned(path)
+    if pinned and not overwrite and manifest.digest(text.encode()) != pinned["sha256"]:
+        raise DataFileError(f"refusing to change {manifest.name(path)}: it is a committed file pinned in "
+                            f"manifest.json (--overwrite to replace it, then `python -m homework.records pin`)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rows, indent=1) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
 
 
-# Never a training question: the validation files and the question-family files (`family_files`).
+# The held-out files: never a training question (SFTConfig.held_out lists the ones its rows exclude).
 HELD_OUT_FILES = ("valid.json", "valid_wide.json", "people.json", "valid_constructions.json",
-                  "valid_units_first.json", "valid_same_unit.json", "valid_decimal.json")
+                  "valid_units_first.json", "valid_same_unit.json", "valid_decimal.json", "valid_natural.json")
 
 
-def held_out_questions(skip: Path | None = None) -> set[str]:
-    """Every question of the held-out files present in data/ (but `skip`, the file being written)."""
+def held_out_questions(names: tuple[str, ...] = HELD_OUT_FILES, skip: Path | None = None) -> set[str]:
+    """Every question of the files `names` of data/ that exist (but `skip`, the file being written)."""
     out = set()
-    for name in HELD_OUT_FILES:
+    for name in names:
         path = DATA_DIR / name
         if path.exists() and (skip is None or path.resolve() != skip.resolve()):
             out |= {row[0] for row in json.loads(path.read_text())}
@@ -220,33 +243,31 @@ def held_out_questions(skip: Path | None = None) -> set[str]:
 
 def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_valid: bool = True,
          balanced: bool = False, dimensions: str | tuple[str, ...] = (), composed: float = 0.0,
-         units_first: bool = False, decimals: float = 0.0, same_unit: float = 0.0) -> str:
+         decimals: float = 0.0, same_unit: float = 0.0, natural: float = 0.0, overwrite: bool = False) -> str:
     """Write `n` generated questions to `path`.
 
     Args:
         path: output JSON file.
-        n: number of rows.
-        seed: random seed; the same seed gives a byte-identical file.
-        wide: quantities beyond 1..10 (decimals like 2.5 or 0.75, whole numbers up to 1000).
-        exclude_valid: never emit a question that is in data/valid.json or data/valid_wide.json.
+        n: number of rows (1 or more).
+        seed: random seed; the same seed gives the same file.
+        wide: quantities beyond 1..10 (decimals like 2.5 or 0.75, whole numbers up to 10,000).
+        exclude_valid: never emit a question of a held-out file (HELD_OUT_FILES).
         balanced: every unit pair (and, unless wide, quantity 1..10) equally often, instead of random draws.
         dimensions: with balanced, only these dimensions, comma-separated (e.g. time,length,volume); a name
             given twice is drawn twice as often (time,time,length: two time questions for each length one).
-        composed: phrase questions from parts (homework/phrasing.py) instead of the 25 templates; a share
-            between 0 and 1 phrases that share so, the rest from the templates.
-        units_first: composed questions may also name both units before the quantity
-            (phrasing.TRAINING_CONSTRUCTIONS, as the shipped SFT recipe draws them).
+        composed: the share of questions phrased from parts (homework/phrasing.py) instead of the 25 templates.
         decimals: with balanced, the share of rows with a half or tenth quantity (0.1 to 9.9).
         same_unit: the share of rows between two names of one unit ("9 ml in cc"), always composed.
+        natural: the share of rows asked as people write ("a gallon", "three feet", "half a day", context).
+        overwrite: replace a committed data file pinned in manifest.json (refused without it).
     """
     from .cli import comma_list
 
     dimensions = comma_list(dimensions)
     exclude = held_out_questions(skip=Path(path)) if exclude_valid else set()
-    constructions = phrasing.TRAINING_CONSTRUCTIONS if units_first else phrasing.CONSTRUCTIONS
-    out = save_rows(generate(n, seed, wide, exclude, balanced, tuple(dimensions), composed=composed,
-                             constructions=constructions, decimals=decimals, same_unit=same_unit), path)
-    return f"wrote {n} rows to {out}"
+    rows = generate(n, seed, wide, exclude, balanced, tuple(dimensions), composed=composed,
+                    decimals=decimals, same_unit=same_unit, natural=natural)
+    return f"wrote {n} rows to {save_rows(rows, path, expect=n, overwrite=overwrite)}"
 
 
 # The held-out constructions that are no training template: "what does {q} {src} come to in {dst}" is held out
@@ -257,65 +278,105 @@ SAME_UNIT_CONSTRUCTIONS = tuple(c for c in phrasing.HELD_OUT_CONSTRUCTIONS
 # in lb?" and "Please tell me 10 mi in feet." too, so those two are no held-out wording for a composed-trained model.
 DECIMAL_TEMPLATES = tuple(t for t in HELD_OUT_TEMPLATES if not any(
     t.lower().rstrip("?.") == (before + c + after).lower()
-    for before, after in phrasing.WRAPPERS for c in phrasing.TRAINING_CONSTRUCTIONS))
+    for before, after in phrasing.WRAPPERS for c in phrasing.CONSTRUCTIONS))
 FAMILY_ROWS = 400  # rows of each question-family file: a 0.95 accuracy within about +-0.011 (one s.e.)
+NATURAL_SMALL = 0.75  # share of data/valid_natural.json asking 1..10 and halves; the rest whole 11..10,000
+
+
+def _rng(name: str, seed: int) -> random.Random:
+    """Each file its own generator, seeded by its name: adding a family changes no other file."""
+    return random.Random(f"{name}:{seed}")
+
+
+def _units_first(n: int, seed: int) -> list:
+    return phrasing.reword(generate(n, f"valid_units_first.json:{seed}"), f"units_first:{seed}",
+                           phrasing.HELD_OUT_UNITS_FIRST)
+
+
+def _same_unit(n: int, seed: int) -> list:
+    rng = _rng("valid_same_unit.json", seed)
+    convs = [Conversion(float(rng.randint(LOW, HIGH)), u, u) for u in (rng.choice(SYNONYM_UNITS) for _ in range(n))]
+    return [[phrasing.compose(c, rng, SAME_UNIT_CONSTRUCTIONS), c.quantity] for c in convs]
+
+
+def _decimal(n: int, seed: int) -> list:
+    rng, rows = _rng("valid_decimal.json", seed), {}
+    while len(rows) < n:
+        question, answer = make_question(rng, conv=Conversion(decimal_quantity(rng), *_pair(rng)),
+                                         templates=DECIMAL_TEMPLATES)
+        rows.setdefault(question, answer)
+    return [list(row) for row in rows.items()]
+
+
+def _natural(n: int, seed: int) -> list:
+    """Natural forms ("a gallon", "three feet", "half a day", "2,500 m", a sentence first) in held-out
+    constructions, stories and contexts only."""
+    rng, rows = _rng("valid_natural.json", seed), {}
+    while len(rows) < n:
+        small = rng.random() < NATURAL_SMALL
+        q = natural_quantity(rng) if small else float(rng.randint(11, 99) if rng.random() < 0.4 else
+                                                      rng.randint(100, 10000))
+        conv = Conversion(q, *_pair(rng))
+        question = phrasing.compose(conv, rng, phrasing.HELD_OUT_CONSTRUCTIONS, natural=True,
+                                    stories=phrasing.HELD_OUT_STORIES, contexts=phrasing.HELD_OUT_CONTEXTS)
+        rows.setdefault(question, answer_of(conv))
+    return [list(row) for row in rows.items()]
 
 
 def family_files(n: int = FAMILY_ROWS, seed: int = 6) -> dict[str, list]:
-    """The held-out question families, each asked only in wordings no training row uses.
+    """The held-out question families, each asked only in wordings no training row uses, each from its own
+    seeded generator.
 
-    valid_units_first: both units before the quantity ("the {src} to {dst} conversion of {q} units"), in
-        phrasing.HELD_OUT_UNITS_FIRST; valid_same_unit: two names of one unit ("9 ml in cc"), quantities 1..10,
-        in those of phrasing.HELD_OUT_CONSTRUCTIONS that are no training template; valid_decimal: halves and tenths from 0.1 to 9.9 in DECIMAL_TEMPLATES.
+    valid_units_first: both units before the quantity, in phrasing.HELD_OUT_UNITS_FIRST; valid_same_unit: two
+    names of one unit ("9 ml in cc"), quantities 1..10, in those of phrasing.HELD_OUT_CONSTRUCTIONS that are no
+    training template; valid_decimal: halves and tenths from 0.1 to 9.9 in DECIMAL_TEMPLATES; valid_natural:
+    the forms people write, in held-out constructions, stories and contexts.
     """
-    rng = random.Random(seed)
-    units_first = phrasing.reword(generate(n, seed), seed, phrasing.HELD_OUT_UNITS_FIRST, varied=True)
-    same = [[Conversion(float(rng.randint(LOW, HIGH)), u, u), None] for u in
-            (rng.choice(SYNONYM_UNITS) for _ in range(n // 2))]
-    same_unit = [[phrasing.compose(c, rng, SAME_UNIT_CONSTRUCTIONS, varied=True), c.quantity] for c, _ in same]
-    decimal = []
-    while len(decimal) < n:
-        src, dst = _pair(rng)
-        question, answer = make_question(rng, conv=Conversion(decimal_quantity(rng), src, dst),
-                                         templates=DECIMAL_TEMPLATES)
-        if question not in {q for q, _ in decimal}:
-            decimal.append([question, answer])
-    return {"valid_units_first.json": units_first, "valid_same_unit.json": same_unit, "valid_decimal.json": decimal}
+    return {"valid_units_first.json": _units_first(n, seed), "valid_same_unit.json": _same_unit(n // 2, seed),
+            "valid_decimal.json": _decimal(n, seed), "valid_natural.json": _natural(n, seed)}
 
 
-def write(n: int = 1000, valid_seed: int = 1, train_seed: int = 2, wide_seed: int = 3,
-          reworded_seed: int = 4, constructions_seed: int = 5, family_seed: int = 6) -> str:
-    """Write data/valid.json, valid_wide.json, valid_reworded.json, valid_constructions.json, train.json and
-    the question-family files valid_units_first.json, valid_same_unit.json, valid_decimal.json.
+def data_files(n: int = 1000, seed: int = 1) -> dict[str, list]:
+    """Every generated data file by name. train shares no question with valid; valid_reworded asks quantities
+    1..10 in HELD_OUT_TEMPLATES only; valid_constructions asks the conversions of valid.json in
+    phrasing.HELD_OUT_CONSTRUCTIONS only; the family files are `family_files`."""
+    valid = generate(n, seed)
+    return {"valid.json": valid, "valid_wide.json": generate(n, f"valid_wide.json:{seed}", wide=True),
+            "train.json": generate(n, f"train.json:{seed}", exclude={q for q, _ in valid}),
+            "valid_reworded.json": generate(n, f"valid_reworded.json:{seed}", templates=HELD_OUT_TEMPLATES),
+            "valid_constructions.json": phrasing.reword(valid, f"valid_constructions.json:{seed}",
+                                                        phrasing.HELD_OUT_CONSTRUCTIONS),
+            **family_files(seed=seed)}
 
-    train shares no question with valid; valid_reworded asks quantities 1..10 in HELD_OUT_TEMPLATES only;
-    valid_constructions asks the conversions of valid.json in phrasing.HELD_OUT_CONSTRUCTIONS only; the family
-    files are `family_files`.
+
+def write(only: str | tuple[str, ...] = (), n: int = 1000, seed: int = 1, overwrite: bool = False) -> str:
+    """Write the generated data files to data/ (`data_files`): the ones missing, or those named in `only`.
+
+    The committed files are pinned by hash in manifest.json and every reported figure rests on them: a file that
+    exists is only replaced with --overwrite, and then `python -m homework.records pin` records its new hash.
 
     Args:
-        n: rows per file.
-        valid_seed: seed of data/valid.json.
-        train_seed: seed of data/train.json.
-        wide_seed: seed of data/valid_wide.json.
-        reworded_seed: seed of data/valid_reworded.json.
-        constructions_seed: seed of data/valid_constructions.json.
-        family_seed: seed of the question-family files.
+        only: the files to write, comma-separated (valid_natural.json); default: every file that is missing.
+        n: rows of valid, valid_wide, valid_reworded, valid_constructions and train.
+        seed: seeds every file (each file draws from its own generator, seeded by its name and this).
+        overwrite: replace files that exist.
     """
-    valid = generate(n, valid_seed)
-    save_rows(valid, DATA_DIR / "valid.json")
-    save_rows(generate(n, wide_seed, wide=True), DATA_DIR / "valid_wide.json")
-    save_rows(generate(n, train_seed, exclude={q for q, _ in valid}), DATA_DIR / "train.json")
-    save_rows(generate(n, reworded_seed, templates=HELD_OUT_TEMPLATES), DATA_DIR / "valid_reworded.json")
-    save_rows(phrasing.reword(valid, constructions_seed, phrasing.HELD_OUT_CONSTRUCTIONS),
-              DATA_DIR / "valid_constructions.json")
-    for name, rows in family_files(seed=family_seed).items():
-        save_rows(rows, DATA_DIR / name)
-    return (f"wrote valid.json, valid_wide.json, valid_reworded.json, valid_constructions.json, train.json ({n} rows "
-            f"each) and the family files valid_units_first.json, valid_same_unit.json, valid_decimal.json "
-            f"({FAMILY_ROWS}, {FAMILY_ROWS // 2}, {FAMILY_ROWS} rows) to {DATA_DIR}")
+    from .cli import comma_list
+
+    files = data_files(n, seed)
+    names = comma_list(only) or [name for name in files if not (DATA_DIR / name).exists()]
+    unknown = [name for name in names if name not in files]
+    if unknown:
+        raise ValueError(f"no such generated file: {', '.join(unknown)} (one of {', '.join(files)})")
+    exists = [name for name in names if (DATA_DIR / name).exists()]
+    if exists and not overwrite:
+        raise DataFileError(f"refusing to replace {', '.join(exists)}: they exist (--overwrite to replace them)")
+    for name in names:
+        save_rows(files[name], DATA_DIR / name, overwrite=overwrite)
+    return f"wrote {', '.join(names)} to {DATA_DIR}" if names else "every data file exists; nothing written"
 
 
-def reword(source: str, output: str, seed: int = 0) -> str:
+def reword(source: str, output: str, seed: int = 0, overwrite: bool = False) -> str:
     """Ask every row of a data file anew in composed phrasings; answers (and RFT reasoning) are kept.
 
     An accepted RFT row's reasoning depends only on its conversion, so its question can be reworded while the
@@ -324,12 +385,13 @@ def reword(source: str, output: str, seed: int = 0) -> str:
     Args:
         source: a data file of [question, answer, ...] rows.
         output: the file to write.
-        seed: seeds the phrasing; the same seed gives a byte-identical file.
+        seed: seeds the phrasing; the same seed gives the same file.
+        overwrite: replace a committed data file pinned in manifest.json (refused without it).
     """
     from .data import load_rows
 
-    rows = phrasing.reword(load_rows(source), seed)
-    save_rows(rows, output)
+    rows = load_rows(source, min_rows=1)
+    save_rows(phrasing.reword(rows, seed), output, expect=len(rows), overwrite=overwrite)
     return f"wrote {len(rows)} reworded rows to {output}"
 
 

@@ -56,10 +56,13 @@ def parent_of(init_adapter: str) -> dict | None:
 
 
 def portable_base(adapter_dir: Path, base_model: str) -> None:
-    """peft writes the base's folder (a path in this user's cache); the record's portable name goes there."""
+    """peft writes the base's folder (a path in this user's cache); the record's portable name goes there, and
+    the target modules in a fixed order, so a run that makes the same adapter leaves the same file."""
     path = adapter_dir / "adapter_config.json"
     config = json.loads(path.read_text())
     config["base_model_name_or_path"] = base_model
+    if isinstance(config.get("target_modules"), list):  # peft writes a set's order, different each run
+        config["target_modules"] = sorted(config["target_modules"])
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 

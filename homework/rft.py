@@ -63,7 +63,7 @@ def training_rows(config: RFTConfig) -> list:
         return rows
     rng = random.Random(config.seed)
     chosen = [i for i in range(len(rows)) if rng.random() < config.reword]
-    asked = phrasing.reword([rows[i] for i in chosen], config.seed, phrasing.TRAINING_CONSTRUCTIONS, varied=True)
+    asked = phrasing.reword([rows[i] for i in chosen], config.seed, phrasing.CONSTRUCTIONS)
     out = list(rows)
     for i, row in zip(chosen, asked):
         out[i] = row

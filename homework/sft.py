@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from . import adapters, formats, phrasing, records, training
+from . import adapters, formats, records, training
 from .base_llm import BaseLLM
 from .cli import config_command, run_cli
 from .data import DATA_DIR, evaluate, load_rows
@@ -44,10 +44,12 @@ class SFTConfig(training.TrainConfig):
             as often ("" or time,length,mass,volume,speed,data: all six evenly).
         ending_every: one row in this many keeps "answer>" and EOS after "</" (1: every row).
         data: a JSON file of [question, answer] rows instead of generated ones.
-        phrasing: mixed (half composed from parts with units-first constructions, half the 25 templates),
-            composed (all from parts, the constructions of 2026-12-01) or templates (the 25 templates).
+        composed: share of generated rows phrased from parts (homework/phrasing.py), the rest in the 25 templates.
         decimals: share of generated rows whose quantity is a half or a tenth (0.1 to 9.9).
         same_unit: share of generated rows between two names of one unit ("9 ml in cc").
+        natural: share of generated rows asked as people write ("a gallon", "three feet", "half a day", a
+            sentence of context first).
+        held_out: data files whose questions no generated row asks, comma-separated.
     """
 
     output_dir: str = str(MODEL_DIR)
@@ -66,33 +68,30 @@ class SFTConfig(training.TrainConfig):
     # that says where the number ends: the cut tokens change no other token's loss and save ~3 of ~22 tokens.
     ending_every: int = 4
     data: str = ""  # a JSON file of [question, answer] rows instead of generated ones
-    # "mixed": half the rows phrased from parts (homework/phrasing.py, TRAINING_CONSTRUCTIONS: constructions with
-    # the quantity first, apart, or after both units), half in the 25 templates; "composed": all from parts, the
-    # constructions of 2026-12-01 (no units-first); "templates": the 25 templates of the adapters of 2026-11.
-    # Composed alone scored 0.933 on data/valid.json at 36,000 rows, templates alone 0.967 (docs/training.md).
-    phrasing: str = "mixed"
+    # Share of rows phrased from parts (homework/phrasing.py: constructions with the quantity first, apart, or
+    # after both units); the rest fill the 25 templates. Composed alone scored 0.933 on data/valid.json at
+    # 36,000 rows, templates alone 0.967 (docs/training.md).
+    composed: float = 0.5
     # Share of rows with a half or tenth quantity (0.1-9.9): without any, "0.5 kg in oz" was answered 10x.
-    decimals: float = 0.12
+    decimals: float = 0.18
     # Share of rows between two names of one unit ("9 ml in cc"): without any, every such question was wrong.
-    same_unit: float = 0.02
-
-
-PHRASINGS = ("mixed", "composed", "templates")
+    same_unit: float = 0.03
+    # Share of rows asked as people write: "a gallon", "three feet", "half a day", a sentence of context first.
+    natural: float = 0.06
+    # The files whose questions no training row asks. Named here, not read from whatever data/ holds, so a new
+    # held-out file changes no training row (its wordings are held out of training by construction).
+    held_out: tuple[str, ...] = ("valid.json", "valid_wide.json", "people.json", "valid_constructions.json",
+                                 "valid_units_first.json", "valid_same_unit.json", "valid_decimal.json",
+                                 "valid_natural.json")
 
 
 def training_rows(config: SFTConfig) -> list:
     if config.data:
         return load_rows(config.data, min_rows=1)
-    if config.phrasing not in PHRASINGS:
-        raise ValueError(f"phrasing must be one of {', '.join(PHRASINGS)}, not {config.phrasing!r}")
-    held_out = held_out_questions()
-    if config.phrasing == "templates":  # exactly the rows the template-trained adapters saw
-        held_out = {q for q, *_ in load_rows(DATA_DIR / "valid.json")}
-    mixed = config.phrasing == "mixed"
-    return generate(config.n_rows, seed=1000 + config.seed, exclude=held_out, balanced=True,
-                    dimensions=tuple(config.dimensions), composed=0.5 if mixed else config.phrasing == "composed",
-                    constructions=phrasing.TRAINING_CONSTRUCTIONS if mixed else phrasing.CONSTRUCTIONS,
-                    decimals=config.decimals, same_unit=config.same_unit)
+    return generate(config.n_rows, seed=1000 + config.seed, exclude=held_out_questions(tuple(config.held_out)),
+                    balanced=True, dimensions=tuple(config.dimensions), composed=config.composed,
+                    decimals=config.decimals, same_unit=config.same_unit, natural=config.natural)
+
 
 
 def encode_rows(tokenizer, rows: list, ending_every: int = 1) -> list[dict]:
@@ -109,7 +108,7 @@ def _describe(config: SFTConfig, rows: list) -> dict:
         return {"source": records.portable(config.data), "rows": len(rows), "sha256": records.sha256(config.data),
                 "description": f"rows of {records.portable(config.data)}, loss on the answer only"}
     return {"source": "generated", "rows": len(rows),
-            "description": f"generated questions (`homework/questions.py`, {config.phrasing} phrasings, balanced over "
+            "description": f"generated questions (`homework/questions.py`, {config.composed:.0%} composed, balanced over "
                            "each drawn dimension's unit pairs, no held-out question), loss on the answer only"
                            + (f"; {config.ending_every - 1} rows in {config.ending_every} end at the closing "
                               "tag's \"</\"" if config.ending_every > 1 else "")}
