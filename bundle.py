@@ -72,8 +72,11 @@ def main(package: str = "homework", utid: str = "", grade: bool = True) -> None:
             raise SystemExit(f"error: {err}") from None
 
 
+NO_GRADE = ("--no_grade", "--no-grade")  # underscores as every other option; the older spelling still works
+
+
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--no-grade"]
+    args = [a for a in sys.argv[1:] if a not in NO_GRADE]
     if len(args) != 2:
-        raise SystemExit("usage: python bundle.py homework UTID [--no-grade]")
-    main(args[0], args[1], grade="--no-grade" not in sys.argv)
+        raise SystemExit("usage: python bundle.py homework UTID [--no_grade]")
+    main(args[0], args[1], grade=not set(NO_GRADE) & set(sys.argv))

@@ -52,7 +52,7 @@ MEMORISE_GAP = 0.2
 # Share of the package's answers that must match the clean room's decoding of the same model. The clean room
 # decodes in the same batches as the package's own answer(), so the honest package matches all of them; the
 # bar stays where it was when the grader decoded one prompt at a time (in bf16 on a CPU that alone changed
-# some long chain-of-thought answers: 31 of 40, 2026-11-26). A lookup of dataset answers matches ~0 % of
+# some long chain-of-thought answers: docs/decisions.md, "AGREEMENT"). A lookup of dataset answers matches ~0 % of
 # fresh questions, and forged answers match only where the model itself is right.
 AGREEMENT = 0.6
 N_QUESTIONS = 100  # validation questions per model case (the course's size), and as many fresh ones

@@ -132,6 +132,9 @@ def ask(*questions: str, model: str = "auto", chunk: int = CHUNK, calculator: bo
     """
     if not questions:
         raise ValueError('give a question, e.g. python -m homework.ask "How many feet are in 3.5 meters?", or - for stdin')
+    blank = [i for i, q in enumerate(questions, 1) if not str(q).strip()]
+    if blank:
+        raise ValueError(f"question {blank[0]} is empty: ask something, e.g. \"How many feet are in 3.5 meters?\"")
     if calculator:
         if model not in ("auto", "rft"):
             raise ValueError(f"--calculator decodes the RFT model, not {model!r}")

@@ -74,8 +74,8 @@ def _common_prefix(rows: list[list[int]]) -> list[int]:
 
 class BaseLLM:
     # The untrained model writes free text, and writes all of it. Handed a bare question, the instruct model
-    # usually ends its turn at once: 22 of the first 32 questions of data/valid.json got an empty completion
-    # (bf16, 2026-12-01). So plain BaseLLM never stops before `min_new_tokens`: a question always gets an
+    # usually ends its turn at once (docs/decisions.md, "min_new_tokens"). So plain BaseLLM never stops
+    # before `min_new_tokens`: a question always gets an
     # answer ("The answer is: 1.5 ..."), 32 tokens of it. The trained models write formats that end themselves
     # (`</answer>` then EOS) and set their own budgets: `sft.ANSWER_TOKENS`, `rft.MAX_NEW_TOKENS`, CoTModel.
     max_new_tokens = 32
@@ -116,6 +116,8 @@ class BaseLLM:
         """One prompt's greedy completion; a plain Llama model decodes it with `decode.GreedyDecoder` (the
         same tokens as `batched_generate([prompt])`, about twice as fast in bf16 on a CPU). A subclass that
         decodes its own way (`calculator.CalculatorLLM`) keeps its own way."""
+        if not prompt:
+            return ""  # nothing to go on from (batched_generate answers it the same)
         if type(self)._generate_chunk is not BaseLLM._generate_chunk or not decode.supports(self.model):
             return self.batched_generate([prompt])[0]
         if getattr(self, "_decoder", None) is None or self._decoder.model is not self.model:
@@ -139,10 +141,18 @@ class BaseLLM:
         bar = tqdm(chunks, desc="generate", disable=len(chunks) < 4, leave=False)
         out: list[str] = []
         for start in bar:
-            out.extend(self._generate_chunk(prompts[start:start + per_chunk], n, temperature))
+            out.extend(self._complete_chunk(prompts[start:start + per_chunk], n, temperature))
         if num_return_sequences is None:
             return out
         return [out[i:i + n] for i in range(0, len(out), n)]
+
+    def _complete_chunk(self, prompts: list[str], n: int, temperature: float) -> list[str]:
+        """`_generate_chunk`, with an empty completion for an empty prompt: it has no token to go on from."""
+        if all(prompts):
+            return self._generate_chunk(prompts, n, temperature)
+        kept = [p for p in prompts if p]
+        texts = iter(self._generate_chunk(kept, n, temperature) if kept else [])
+        return [text for p in prompts for text in ([next(texts) for _ in range(n)] if p else [""] * n)]
 
     def _generate_chunk(self, prompts: list[str], n: int, temperature: float, stop=None) -> list[str]:
         """One chunk's completions; stop, a StoppingCriteria class taking (tokenizer, prompt width), ends rows

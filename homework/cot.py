@@ -10,9 +10,7 @@ answer (`formats.with_hint`, the same hint RFT sampling uses).
 
 The worked examples are two of the question's own unit pair, at fixed quantities (`pair_examples`), in the
 short shape `formats.worked_product` ("8 meters = 8 * 3.28 feet = 26.2 feet."); none is shared by every prompt.
-On the first 200 questions of data/valid.json (bf16) five shared examples in the RFT reasoning shape scored
-0.42, three shared and two pair examples in that shape 0.54, and this prompt 0.615 in 60 % of the time
-(docs/experiments.md, 2026-12-04, has every variant).
+It scored above shared examples in the RFT reasoning shape, in less time (docs/decisions.md, "CoT prompt").
 
 RFT's first round samples a different chat, `ReasoningCoT`: five shared examples in the RFT reasoning shape
 (`formats.worked_answer`), the prompt data/rft.json's first round was sampled with.
@@ -110,14 +108,15 @@ def load(calculator: bool = False) -> BaseLLM:
 
 
 def test(split: str = "valid", max_question: int = 100, calculator: bool = False) -> str:
-    """Benchmark the CoT model; last line `benchmark_result.accuracy=X benchmark_result.answer_rate=Y`.
+    """Benchmark the CoT model; last line `benchmark_result.accuracy=X benchmark_result.answer_rate=Y
+    benchmark_result.sound_accuracy=Z` (Z: right with sound steps, `homework.soundness`).
 
     Args:
         split: data split name (data/<split>.json) or a JSON path.
         max_question: how many questions (the course uses 100).
         calculator: decode with the calculator (the model's own products computed; see homework/calculator.py).
     """
-    return evaluate(load(calculator), split, max_question)
+    return evaluate(load(calculator), split, max_question, reasoned=True)
 
 
 def main() -> None:

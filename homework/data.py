@@ -96,9 +96,12 @@ class BenchmarkResult:
     accuracy: float
     answer_rate: float
     samples: list[dict] = field(default_factory=list)
+    sound_accuracy: float | None = None  # right with sound reasoning (`reasoned_benchmark`); None: not checked
 
     def summary(self) -> str:
-        return f"benchmark_result.accuracy={self.accuracy:.4f} benchmark_result.answer_rate={self.answer_rate:.4f}"
+        sound = "" if self.sound_accuracy is None else f" benchmark_result.sound_accuracy={self.sound_accuracy:.4f}"
+        return (f"benchmark_result.accuracy={self.accuracy:.4f} benchmark_result.answer_rate={self.answer_rate:.4f}"
+                + sound)
 
 
 def benchmark(model, dataset: Dataset, max_question: int | None = None) -> BenchmarkResult:
@@ -117,9 +120,34 @@ def benchmark(model, dataset: Dataset, max_question: int | None = None) -> Bench
     return BenchmarkResult(accuracy, answer_rate, samples)
 
 
-def evaluate(model, split: str = "valid", max_question: int | None = None) -> str:
-    """Benchmark `model` on a split, print a few wrong answers and the size, return the summary line."""
-    result = benchmark(model, Dataset(split), max_question)
+def reasoned_benchmark(model, dataset: Dataset, max_question: int | None = None) -> BenchmarkResult:
+    """`benchmark` for a model that reasons, from the same greedy texts that `model.answer` parses: each sample
+    also holds its text and whether it is right with sound steps (`soundness.reasoning_fault`), and the result
+    its `sound_accuracy`."""
+    from .formats import judge
+    from .soundness import reasoning_fault
+
+    rows = dataset.data[:max_question] if max_question else dataset.data
+    if not rows:
+        return BenchmarkResult(0.0, 0.0, [], 0.0)
+    texts = model.batched_generate([model.format_prompt(row[0]) for row in rows])
+    samples = []
+    for row, text in zip(rows, texts):
+        answer = model.parse_answer(text)
+        right = is_answer_valid(answer, row[1])
+        fault = reasoning_fault(row[0], judge(text, row[1])[1]) if right else "wrong"
+        samples.append({"question": row[0], "answer": answer, "correct_answer": row[1], "is_correct": right,
+                        "text": text, "is_sound": right and not fault, "fault": fault})
+    accuracy = sum(s["is_correct"] for s in samples) / len(samples)
+    answer_rate = sum(not math.isnan(s["answer"]) for s in samples) / len(samples)
+    return BenchmarkResult(accuracy, answer_rate, samples, sum(s["is_sound"] for s in samples) / len(samples))
+
+
+def evaluate(model, split: str = "valid", max_question: int | None = None, reasoned: bool = False) -> str:
+    """Benchmark `model` on a split, print a few wrong answers and the size, return the summary line.
+
+    reasoned: the model writes reasoning; the summary adds the share right with sound steps."""
+    result = (reasoned_benchmark if reasoned else benchmark)(model, Dataset(split), max_question)
     for s in [s for s in result.samples if not s["is_correct"]][:5]:
         print(f"wrong: {s['question']!r} -> {s['answer']} (true {s['correct_answer']:.6g})")
     dtype = str(getattr(model, "dtype", "")).replace("torch.", "")

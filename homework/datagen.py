@@ -17,7 +17,7 @@ homework.rft train` then trains on the file.
 For each question, sample `oversample` completions; accept one only through the benchmark's own
 `parse_answer` + `is_answer_valid`, cut after `</answer>`. Among the accepted ones keep, by default
 (`--keep sound`), a *sound* one if there is any: the fact, the product and the answer in the trained shape
-and right (`formats.reasoning_fault`); the 5 % check alone also passes "7 * 25.4 = 171.6" or "1 quart = 0.946
+and right (`soundness.reasoning_fault`, the strict check); the 5 % check alone also passes "7 * 25.4 = 171.6" or "1 quart = 0.946
 quarts, so 946 = 946 * 2 = 1946", and a model trained on those learns them. `--keep shortest` keeps the
 shortest accepted one (rounds 1-7 of data/rft.json). Rows are [question, answer, reasoning]. Rejected
 samples go to `<output>.rejected.jsonl` with the reason.
@@ -40,13 +40,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import base_llm, distributed
+from . import base_llm, distributed, manifest
 from .base_llm import BaseLLM
 from .calculator import filled, with_calculator
 from .cli import run_cli
 from .data import Dataset, load_rows, writable_dir
-from .formats import judge, reasoning_fault, with_hint
-from .questions import save_rows
+from .formats import judge, with_hint
+from .questions import DataFileError, save_rows
+from .soundness import reasoning_fault
 
 def _sampler(model: str, model_dir: str = "", checkpoint: str = "") -> BaseLLM:
     if model == "cot":
@@ -112,7 +113,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
                      questions: str = "train", model: str = "cot", limit: int | None = None,
                      hint: bool = False, seed: int = 0, naive_baseline: int = 0, keep: str = "sound",
                      model_dir: str = "", checkpoint: str = "", calculator: bool = False,
-                     redo: str | tuple[str, ...] = ()) -> str | None:
+                     redo: str | tuple[str, ...] = (), overwrite: bool = False) -> str | None:
     """Sample, filter and merge RFT rows into output_json (sharded over the processes of `accelerate launch`).
 
     Args:
@@ -135,10 +136,12 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         calculator: sample with calculator decoding (homework/calculator.py): the model writes the fact and
             sets up "A * B =", the calculator writes the product. A kept row whose product it wrote carries
             {"calculator_filled": true} as a fourth item. Only sound samples are kept (the trained shape,
-            fact, quantity and product right: `formats.reasoning_fault`); the others go to the rejected file.
-        redo: comma-separated reasoning faults (product,quantity,fact,shape): a question whose row in
+            every step true: `soundness.reasoning_fault`); the others go to the rejected file.
+        redo: comma-separated reasoning faults (`soundness.CAUSES`: product,quantity,fact,...): a question whose row in
             output_json has one of them is sampled again, and every other question with a row is left as it
             is. With --questions rows (output_json's own questions) this revisits the rows that teach them.
+        overwrite: write into a committed data file pinned in manifest.json (data/rft.json); refused before
+            any sampling without it.
     """
     import torch
 
@@ -149,6 +152,9 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         raise ValueError(f"--keep must be sound or shortest, not {keep!r}")
     output = Path(output_json)
     writable_dir(output.parent)
+    if manifest.pinned(output) and not overwrite:
+        raise DataFileError(f"refusing to change {manifest.name(output)}: it is a committed file pinned in "
+                            "manifest.json (--overwrite to sample into it)")
     rank, processes = distributed.world()
     distributed.join()
     kept = {r[0]: r for r in load_rows(output, (3, 4))} if output.exists() else {}
@@ -160,7 +166,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     def settled(question: str) -> bool:  # has a row that this run would not replace
         if question not in kept:
             return False
-        fault = reasoning_fault(*kept[question][::2])
+        fault = reasoning_fault(*kept[question][::2]).split(":")[0]
         return fault not in redo if redo else keep == "shortest" or not fault
 
     shard = rows[rank::processes]
@@ -222,7 +228,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
             continue
         if question not in kept or (keep == "sound" and not reasoning_fault(question, reasoning)):
             kept[question] = [question, answers[question], reasoning] + [{"calculator_filled": True}] * by_calculator
-    save_rows(list(kept.values()), output)
+    save_rows(list(kept.values()), output, overwrite=overwrite)
     by_calculator = sum(1 for r in kept.values() if r[3:] and r[3].get("calculator_filled"))
     for path in _progress_files(progress):
         path.unlink()

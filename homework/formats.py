@@ -3,8 +3,8 @@
     python -m homework.formats show "How many feet are in 7 meters?"   # each format for one question
 
 The inference prompt, the SFT answer, the RFT reasoning shape, the conversion-fact hint, `worked_answer`,
-`parse_answer`, `judge`, `reasoning_fault` and `encode` (token ids and the label mask of one training row)
-live here. Trainers, datagen, the benchmark and the grader import them and never rebuild a string.
+`parse_answer`, `judge` and `encode` (token ids and the label mask of one training row)
+live here; the strict check of a reasoning's steps is `homework.soundness`. Trainers, datagen, the benchmark and the grader import them and never rebuild a string.
 An adapter's record names its prompt and completion formats (`FORMATS`), so `load()` can tell whether the
 code it runs still renders the prompt the adapter was trained on.
 """
@@ -15,7 +15,7 @@ import math
 import re
 
 from .data import is_answer_valid
-from .units import BY_NAME, Conversion, UnitError, factor, format_number, parse_question
+from .units import BY_NAME, UnitError, factor, format_number, parse_question
 
 # Significant digits in a trained SFT answer. Two digits always land within the 5 % check (worst case
 # 0.05/1.05 = 4.8 %) and leave the model nothing to memorise beyond what the check needs.
@@ -32,7 +32,7 @@ def question_prompt(question: str) -> str:
     A question longer than MAX_QUESTION_CHARS is cut to its start (`homework.ask` says so when it happens).
     One that ends in a letter or digit gets a "?": every training question ends in "?" or ".", and without
     it the model reads an unpunctuated question ("What do 3 lb make in g") as text to go on writing and
-    answers without the opening tag (26 of the 89 such questions of data/valid_reworded.json, 2026-11-27).
+    answers without the opening tag (docs/decisions.md, "question_prompt").
     """
     text = question.strip()
     text = text + "?" if text and text[-1].isalnum() else text
@@ -103,8 +103,8 @@ def with_hint(question: str) -> str:
     """The question with its conversion fact on a line after it ("How many meters ...?\nFact: 1 mile = 1.61e3
     meters"), as the CoT model and hinted RFT sampling see it; unchanged when the registry cannot read it.
 
-    After the question, not before: the CoT model scored 0.46 this way and 0.40 with the fact in front
-    ("1 mile = 1.61e3 meters. How many ...") on the first 100 questions of data/valid.json (bf16, 2026-12-01).
+    After the question, not before: the CoT model scored higher this way than with the fact in front
+    ("1 mile = 1.61e3 meters. How many ..."; docs/decisions.md, "with_hint").
     """
     stated = hint(question)
     return f"{question.strip()}\nFact: {stated}" if stated else question.strip()
@@ -158,67 +158,10 @@ def judge(text: str, answer: float) -> tuple[str, str]:
     return ("ok" if is_answer_valid(parse_answer(reasoning), answer) else "wrong value"), reasoning
 
 
-# a number as the trained formats write it (`units.format_number`: no thousands commas); calculator.py reads
-# the products with it too
+# A number as the trained reasoning writes it (`units.format_number`: no thousands commas, a lower-case exponent);
+# calculator.py and the soundness check read the steps with it. `_ANSWER` above also takes commas, since it reads
+# whatever a model puts in the tag, and units.py's quantity pattern reads what people type in a question.
 NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
-# "1 <unit> = <f> <units>, so <q> <units> = <q> * <f> = <p>[ <units>]. <answer><p></answer>" (`worked_answer`)
-_SOUND_SHAPE = re.compile(rf"1 [^=,]+ = (?P<f>{NUMBER}) [^=,]+, so (?P<q>{NUMBER}) [^=]+ = (?P<q2>{NUMBER}) \* "
-                          rf"(?P<f2>{NUMBER}) = (?P<p>{NUMBER})(?: [^=.<]+)?\. <answer>(?P<a>{NUMBER})</answer>")
-FACT_TOLERANCE = 0.01  # a fact stated to 3 significant digits is within 0.5 % of the registry's
-PRODUCT_TOLERANCE = 0.01  # a product written to 3 significant digits likewise
-
-
-def reasoning_fault(question: str, reasoning: str) -> str:
-    """What is wrong with an accepted reasoning, or '' when it is sound: the trained shape (fact, then
-    quantity * factor = product, then the product as the answer), the question's own quantity, a fact within
-    1 % of the units registry's, a product within 1 % of the multiplication written, the answer equal to it."""
-    m = _SOUND_SHAPE.fullmatch(reasoning.strip())
-    if not m:
-        return "shape"
-    try:
-        conv: Conversion = parse_question(question)
-    except UnitError:
-        return "question not understood"
-    f, q, q2, f2, p, a = (float(m[k]) for k in ("f", "q", "q2", "f2", "p", "a"))
-    if not q == q2 == conv.quantity:
-        return "quantity"
-    true = factor(conv.src, conv.dst)
-    if f != f2 or abs(f - true) > FACT_TOLERANCE * abs(true):
-        return "fact"
-    if abs(p - q * f) > PRODUCT_TOLERANCE * abs(q * f):
-        return "product"
-    return "" if a == p else "answer is not the product"
-
-
-_PRODUCT_SET_UP = re.compile(rf"(?<![\w.])(?P<a>{NUMBER}) \* (?P<b>{NUMBER}) =(?: (?P<p>{NUMBER}))?")
-
-
-def miss_cause(question: str, reasoning: str) -> str:
-    """Why a wrong answer is wrong, traced through its reasoning: `reasoning_fault`, and for a reasoning off the
-    trained shape, what its last product ("A * B = P") got wrong: "no product" set up, the question's
-    "quantity" missing from it, the other factor off the registry's "fact", P off A x B ("product"), else
-    "answer is not the product"."""
-    fault = reasoning_fault(question, reasoning)
-    if fault != "shape":
-        return fault
-    found = list(_PRODUCT_SET_UP.finditer(reasoning))
-    if not found:
-        return "no product"
-    try:  # reasoning_fault returns "shape" before it parses the question, so it may not read
-        conv = parse_question(question)
-    except UnitError:
-        return "question not understood"
-    a, b = float(found[-1]["a"]), float(found[-1]["b"])
-    if conv.quantity not in (a, b):
-        return "quantity"
-    other = b if a == conv.quantity else a
-    true = factor(conv.src, conv.dst)
-    if abs(other - true) > FACT_TOLERANCE * abs(true):
-        return "fact"
-    written = found[-1]["p"]
-    if written is not None and abs(float(written) - a * b) > PRODUCT_TOLERANCE * abs(a * b):
-        return "product"
-    return "answer is not the product"
 
 
 def encode(tokenizer, prompt: str, completion: str) -> dict[str, list[int]]:

@@ -1,10 +1,10 @@
 """Question generator: unit-conversion questions in many phrasings, with true answers from the units registry.
 
-Writes the course-format data files (a JSON list of [question, answer]) deterministically from a seed:
+Writes course-format data files (a JSON list of [question, answer]), the same for the same seed:
 
-    python -m homework.questions write   # data/valid.json, valid_wide.json, valid_reworded.json, train.json
     python -m homework.questions make data/big.json --n 20000 --seed 3
-    python -m homework.questions make data/valid_wide.json --n 1000 --seed 11 --wide   # quantities beyond 1..10
+    python -m homework.questions make data/wide.json --n 1000 --seed 11 --wide    # quantities beyond 1..10
+    python -m homework.questions write                 # the committed data files that are missing (homework.datafiles)
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ SYNONYM_UNITS = tuple(u.name for u in UNITS
                       if any(all(a not in v.forms for v in UNITS if v is not u) for a in u.aliases))
 
 
-def _pair(rng: random.Random) -> tuple[str, str]:
+def draw_pair(rng: random.Random) -> tuple[str, str]:
+    """A dimension at random, then two different units of it: (source, target)."""
     dimension = rng.choice(DIMENSIONS)
     src, dst = rng.sample([u.name for u in UNITS if u.dimension == dimension], 2)
     return src, dst
@@ -113,7 +114,7 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
     Without `conv`, a dimension, a unit pair and a quantity are drawn at random; `templates` are the wordings.
     """
     while True:
-        src, dst = (conv.src, conv.dst) if conv else _pair(rng)
+        src, dst = (conv.src, conv.dst) if conv else draw_pair(rng)
         q = conv.quantity if conv and not wide else _quantity(rng, wide)  # wide: the pair from conv, a wide quantity
         src_form = phrasing.unit_form(src, q, rng)
         text = rng.choice(templates).format(q=phrasing.quantity_form(q, src_form, rng), src=src_form,
@@ -176,11 +177,11 @@ def generate(n: int, seed: int | str, wide: bool = False, exclude: set[str] = fr
             conv = Conversion(conv.quantity if conv else float(rng.randint(LOW, HIGH)), unit, unit)
         as_natural = rng.random() < natural
         if as_natural:
-            base = conv or Conversion(0.0, *_pair(rng))
+            base = conv or Conversion(0.0, *draw_pair(rng))
             conv = Conversion(natural_quantity(rng), base.src, base.dst)
         for _ in range(20):  # a few redraws of the wording if this one is taken
             if as_natural or rng.random() < composed or (conv and conv.src == conv.dst):
-                draw = conv or Conversion(0.0, *_pair(rng))
+                draw = conv or Conversion(0.0, *draw_pair(rng))
                 draw = Conversion(_quantity(rng, wide) if wide or not conv else conv.quantity, draw.src, draw.dst)
                 question, answer = phrasing.compose(draw, rng, constructions, as_natural), answer_of(draw)
             else:
@@ -226,21 +227,6 @@ def save_rows(rows: list, path: str | Path, expect: int | None = None, overwrite
     return path
 
 
-# The held-out files: never a training question (SFTConfig.held_out lists the ones its rows exclude).
-HELD_OUT_FILES = ("valid.json", "valid_wide.json", "people.json", "valid_constructions.json",
-                  "valid_units_first.json", "valid_same_unit.json", "valid_decimal.json", "valid_natural.json")
-
-
-def held_out_questions(names: tuple[str, ...] = HELD_OUT_FILES, skip: Path | None = None) -> set[str]:
-    """Every question of the files `names` of data/ that exist (but `skip`, the file being written)."""
-    out = set()
-    for name in names:
-        path = DATA_DIR / name
-        if path.exists() and (skip is None or path.resolve() != skip.resolve()):
-            out |= {row[0] for row in json.loads(path.read_text())}
-    return out
-
-
 def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_valid: bool = True,
          balanced: bool = False, dimensions: str | tuple[str, ...] = (), composed: float = 0.0,
          decimals: float = 0.0, same_unit: float = 0.0, natural: float = 0.0, overwrite: bool = False) -> str:
@@ -251,7 +237,7 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
         n: number of rows (1 or more).
         seed: random seed; the same seed gives the same file.
         wide: quantities beyond 1..10 (decimals like 2.5 or 0.75, whole numbers up to 10,000).
-        exclude_valid: never emit a question of a held-out file (HELD_OUT_FILES).
+        exclude_valid: never emit a question of a held-out file (`datafiles.HELD_OUT_FILES`).
         balanced: every unit pair (and, unless wide, quantity 1..10) equally often, instead of random draws.
         dimensions: with balanced, only these dimensions, comma-separated (e.g. time,length,volume); a name
             given twice is drawn twice as often (time,time,length: two time questions for each length one).
@@ -263,117 +249,13 @@ def make(path: str, n: int = 1000, seed: int = 0, wide: bool = False, exclude_va
     """
     from .cli import comma_list
 
+    from .datafiles import held_out_questions
+
     dimensions = comma_list(dimensions)
     exclude = held_out_questions(skip=Path(path)) if exclude_valid else set()
     rows = generate(n, seed, wide, exclude, balanced, tuple(dimensions), composed=composed,
                     decimals=decimals, same_unit=same_unit, natural=natural)
     return f"wrote {n} rows to {save_rows(rows, path, expect=n, overwrite=overwrite)}"
-
-
-# The held-out constructions that are no training template: "what does {q} {src} come to in {dst}" is held out
-# of composed rows, and so of data/valid_constructions.json, but it is also one of the 25 TEMPLATES.
-SAME_UNIT_CONSTRUCTIONS = tuple(c for c in phrasing.HELD_OUT_CONSTRUCTIONS
-                                if c not in {t.lower().rstrip("?.") for t in TEMPLATES})
-# The held-out templates that no composed row can write: a wrapper and a construction make "Quick question: 5 kg
-# in lb?" and "Please tell me 10 mi in feet." too, so those two are no held-out wording for a composed-trained model.
-DECIMAL_TEMPLATES = tuple(t for t in HELD_OUT_TEMPLATES if not any(
-    t.lower().rstrip("?.") == (before + c + after).lower()
-    for before, after in phrasing.WRAPPERS for c in phrasing.CONSTRUCTIONS))
-FAMILY_ROWS = 400  # rows of each question-family file: a 0.95 accuracy within about +-0.011 (one s.e.)
-NATURAL_SMALL = 0.75  # share of data/valid_natural.json asking 1..10 and halves; the rest whole 11..10,000
-
-
-def _rng(name: str, seed: int) -> random.Random:
-    """Each file its own generator, seeded by its name: adding a family changes no other file."""
-    return random.Random(f"{name}:{seed}")
-
-
-def _units_first(n: int, seed: int) -> list:
-    return phrasing.reword(generate(n, f"valid_units_first.json:{seed}"), f"units_first:{seed}",
-                           phrasing.HELD_OUT_UNITS_FIRST)
-
-
-def _same_unit(n: int, seed: int) -> list:
-    rng = _rng("valid_same_unit.json", seed)
-    convs = [Conversion(float(rng.randint(LOW, HIGH)), u, u) for u in (rng.choice(SYNONYM_UNITS) for _ in range(n))]
-    return [[phrasing.compose(c, rng, SAME_UNIT_CONSTRUCTIONS), c.quantity] for c in convs]
-
-
-def _decimal(n: int, seed: int) -> list:
-    rng, rows = _rng("valid_decimal.json", seed), {}
-    while len(rows) < n:
-        question, answer = make_question(rng, conv=Conversion(decimal_quantity(rng), *_pair(rng)),
-                                         templates=DECIMAL_TEMPLATES)
-        rows.setdefault(question, answer)
-    return [list(row) for row in rows.items()]
-
-
-def _natural(n: int, seed: int) -> list:
-    """Natural forms ("a gallon", "three feet", "half a day", "2,500 m", a sentence first) in held-out
-    constructions, stories and contexts only."""
-    rng, rows = _rng("valid_natural.json", seed), {}
-    while len(rows) < n:
-        small = rng.random() < NATURAL_SMALL
-        q = natural_quantity(rng) if small else float(rng.randint(11, 99) if rng.random() < 0.4 else
-                                                      rng.randint(100, 10000))
-        conv = Conversion(q, *_pair(rng))
-        question = phrasing.compose(conv, rng, phrasing.HELD_OUT_CONSTRUCTIONS, natural=True,
-                                    stories=phrasing.HELD_OUT_STORIES, contexts=phrasing.HELD_OUT_CONTEXTS)
-        rows.setdefault(question, answer_of(conv))
-    return [list(row) for row in rows.items()]
-
-
-def family_files(n: int = FAMILY_ROWS, seed: int = 6) -> dict[str, list]:
-    """The held-out question families, each asked only in wordings no training row uses, each from its own
-    seeded generator.
-
-    valid_units_first: both units before the quantity, in phrasing.HELD_OUT_UNITS_FIRST; valid_same_unit: two
-    names of one unit ("9 ml in cc"), quantities 1..10, in those of phrasing.HELD_OUT_CONSTRUCTIONS that are no
-    training template; valid_decimal: halves and tenths from 0.1 to 9.9 in DECIMAL_TEMPLATES; valid_natural:
-    the forms people write, in held-out constructions, stories and contexts.
-    """
-    return {"valid_units_first.json": _units_first(n, seed), "valid_same_unit.json": _same_unit(n // 2, seed),
-            "valid_decimal.json": _decimal(n, seed), "valid_natural.json": _natural(n, seed)}
-
-
-def data_files(n: int = 1000, seed: int = 1) -> dict[str, list]:
-    """Every generated data file by name. train shares no question with valid; valid_reworded asks quantities
-    1..10 in HELD_OUT_TEMPLATES only; valid_constructions asks the conversions of valid.json in
-    phrasing.HELD_OUT_CONSTRUCTIONS only; the family files are `family_files`."""
-    valid = generate(n, seed)
-    return {"valid.json": valid, "valid_wide.json": generate(n, f"valid_wide.json:{seed}", wide=True),
-            "train.json": generate(n, f"train.json:{seed}", exclude={q for q, _ in valid}),
-            "valid_reworded.json": generate(n, f"valid_reworded.json:{seed}", templates=HELD_OUT_TEMPLATES),
-            "valid_constructions.json": phrasing.reword(valid, f"valid_constructions.json:{seed}",
-                                                        phrasing.HELD_OUT_CONSTRUCTIONS),
-            **family_files(seed=seed)}
-
-
-def write(only: str | tuple[str, ...] = (), n: int = 1000, seed: int = 1, overwrite: bool = False) -> str:
-    """Write the generated data files to data/ (`data_files`): the ones missing, or those named in `only`.
-
-    The committed files are pinned by hash in manifest.json and every reported figure rests on them: a file that
-    exists is only replaced with --overwrite, and then `python -m homework.records pin` records its new hash.
-
-    Args:
-        only: the files to write, comma-separated (valid_natural.json); default: every file that is missing.
-        n: rows of valid, valid_wide, valid_reworded, valid_constructions and train.
-        seed: seeds every file (each file draws from its own generator, seeded by its name and this).
-        overwrite: replace files that exist.
-    """
-    from .cli import comma_list
-
-    files = data_files(n, seed)
-    names = comma_list(only) or [name for name in files if not (DATA_DIR / name).exists()]
-    unknown = [name for name in names if name not in files]
-    if unknown:
-        raise ValueError(f"no such generated file: {', '.join(unknown)} (one of {', '.join(files)})")
-    exists = [name for name in names if (DATA_DIR / name).exists()]
-    if exists and not overwrite:
-        raise DataFileError(f"refusing to replace {', '.join(exists)}: they exist (--overwrite to replace them)")
-    for name in names:
-        save_rows(files[name], DATA_DIR / name, overwrite=overwrite)
-    return f"wrote {', '.join(names)} to {DATA_DIR}" if names else "every data file exists; nothing written"
 
 
 def reword(source: str, output: str, seed: int = 0, overwrite: bool = False) -> str:
@@ -397,5 +279,7 @@ def reword(source: str, output: str, seed: int = 0, overwrite: bool = False) -> 
 
 if __name__ == "__main__":
     from .cli import run_cli  # one `error:` line for a bad option, not a traceback
+
+    from .datafiles import write
 
     run_cli({"write": write, "make": make, "reword": reword})

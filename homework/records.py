@@ -1,6 +1,7 @@
 """Adapter records: what `homework.training` writes beside each adapter, and the card made from it.
 
     python -m homework.records show homework/rft_model    # the record's reproduce command and lineage
+    python -m homework.records check                      # every committed file against manifest.json
 
 `record.json` holds the kind, the portable base-model name, the prompt and completion formats (names in
 `formats.FORMATS`), the full config (every field, defaults included), the data (source, rows, sha256), the
@@ -83,10 +84,10 @@ def short_command(record: dict) -> str:
     """The train command with only the options whose value differs from the recipe's default in this code:
     `python -m homework.sft train` itself for an adapter made by the shipped recipe."""
     import dataclasses
-    import importlib
 
-    module = importlib.import_module(f"homework.{record['kind']}")
-    config_cls = getattr(module, f"{record['kind'].upper()}Config")
+    from . import configs  # the recipes' defaults, without the trainers (and torch) behind them
+
+    config_cls = getattr(configs, f"{record['kind'].upper()}Config")
     defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
     from .checkpoints import DEFAULT_CHECKPOINT
 
@@ -208,7 +209,33 @@ def render(model_dir: str) -> str:
     return f"wrote {Path(model_dir) / 'README.md'} from its {RECORD_FILE}"
 
 
+def check() -> str:
+    """Verify every file manifest.json pins (data files, adapter weights) against its sha256: one line per
+    mismatch and exit status 1, else one line and 0."""
+    from . import manifest
+
+    bad = manifest.mismatches()
+    if bad:
+        print("\n".join(bad))
+        raise SystemExit(1)
+    return f"{len(manifest.entries())} pinned files match manifest.json"
+
+
+def pin(*paths: str, command: str) -> str:
+    """Pin files in manifest.json with their sha256, the command that made them and the current commit.
+
+    Args:
+        paths: the files (e.g. data/valid_natural.json homework/sft_model/adapter_model.safetensors).
+        command: the command that made them.
+    """
+    from . import manifest
+
+    if not paths:
+        raise ValueError("name the files to pin")
+    return "pinned " + ", ".join(manifest.pin(list(paths), command))
+
+
 if __name__ == "__main__":
     from .cli import run_cli
 
-    run_cli({"show": show, "render": render})
+    run_cli({"show": show, "render": render, "check": check, "pin": pin})

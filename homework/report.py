@@ -14,6 +14,7 @@ import datetime
 import importlib
 import json
 import platform
+import textwrap
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,8 @@ from tqdm import tqdm
 
 from .ask import load_named
 from .cli import ModelUnavailable, comma_list, run_cli
-from .data import Dataset, benchmark, writable_dir
+from .data import Dataset, benchmark, reasoned_benchmark, writable_dir
+from .datafiles import HELD_OUT_FILES
 from .units import BY_NAME, DIMENSIONS, UnitError, parse_question
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +33,11 @@ OUT_DIR = ROOT / "report"
 MODELS = ("cot", "cot_calculator", "sft", "rft", "rft_calculator")
 # the CoT prompt and the RFT adapter decoding with homework/calculator.py
 LABELS = {"cot_calculator": "CoT + calculator", "rft_calculator": "RFT + calculator"}
-SPLITS = ("valid", "valid_wide", "valid_reworded", "valid_constructions", "people", "valid_units_first", "valid_same_unit",
-          "valid_decimal")
+SPLITS = tuple(Path(name).stem for name in HELD_OUT_FILES)  # every held-out file: the validation and family files
+REASONING = ("cot", "cot_calculator", "rft", "rft_calculator")  # models that write steps: their sound accuracy too
+# Rows of a split reported apart as well: data/valid_natural.json's quantities 1..10 and halves (the forms the
+# SFT model is trained on; its whole quantities 11..10,000 are the reasoning models' to convert).
+SUBSETS = {"valid_natural": ("valid_natural<=10", lambda question: parse_question(question).quantity <= 10)}
 
 
 def dimension_of(question: str) -> str:
@@ -76,30 +81,43 @@ def evaluate(models, splits, max_question: int | None) -> list[dict]:
         if llm is None:
             continue
         started = time.time()
-        result = benchmark(llm, Dataset(split), max_question)
-        results.append({
-            "model": name, "split": split, "questions": len(result.samples), "accuracy": result.accuracy,
-            "answer_rate": result.answer_rate, "by_dimension": by_dimension(result.samples),
-            "dtype": str(llm.dtype).replace("torch.", ""), "seconds": round(time.time() - started, 1),
-        })
+        result = (reasoned_benchmark if name in REASONING else benchmark)(llm, Dataset(split), max_question)
+        seconds = round(time.time() - started, 1)
+        results.append(_row(name, split, result.samples, str(llm.dtype).replace("torch.", ""), seconds))
+        if Path(split).stem in SUBSETS:
+            label, keep = SUBSETS[Path(split).stem]
+            results.append(_row(name, label, [s for s in result.samples if keep(s["question"])], results[-1]["dtype"],
+                                seconds))
     return results
+
+
+def _row(model: str, split: str, samples: list[dict], dtype: str, seconds: float) -> dict:
+    n = max(len(samples), 1)
+    sound = sum(s["is_sound"] for s in samples) / n if samples and "is_sound" in samples[0] else None
+    return {"model": model, "split": split, "questions": len(samples),
+            "accuracy": sum(s["is_correct"] for s in samples) / n, "sound_accuracy": sound,
+            "answer_rate": sum(s["answer"] == s["answer"] for s in samples) / n, "by_dimension": by_dimension(samples),
+            "dtype": dtype, "seconds": seconds}
 
 
 def _markdown(results: list[dict], when: str, machine: str) -> str:
     lines = [f"# Results ({when}, {machine})", "",
              "Made by `python -m homework.report`; every figure is the model's own greedy answer, "
-             "checked within 5 % of the exact value.", "",
-             "| model | split | questions | accuracy | answer rate | " + " | ".join(DIMENSIONS)
+             "checked within 5 % of the exact value; sound: right, and every step of the reasoning true "
+             "(`homework.soundness`; models that write no steps have none).", "",
+             "| model | split | questions | accuracy | sound | answer rate | " + " | ".join(DIMENSIONS)
              + " | dtype | seconds | date |",
-             "|---|---|---|---|---|" + "---|" * len(DIMENSIONS) + "---|---|---|"]
+             "|---|---|---|---|---|---|" + "---|" * len(DIMENSIONS) + "---|---|---|"]
     for r in results:
         dims = " | ".join(f"{r['by_dimension'][d]:.2f}" if d in r["by_dimension"] else "-" for d in DIMENSIONS)
+        sound = "-" if r.get("sound_accuracy") is None else f"{r['sound_accuracy']:.3f}"
         lines.append(f"| {LABELS.get(r['model'], r['model'].upper())} | {r['split']} | {r['questions']} | {r['accuracy']:.3f} | "
-                     f"{r['answer_rate']:.3f} | {dims} | {r['dtype']} | {r['seconds']:.0f} | {r.get('date', when)} |")
+                     f"{sound} | {r['answer_rate']:.3f} | {dims} | {r['dtype']} | {r['seconds']:.0f} | {r.get('date', when)} |")
     return "\n".join(lines) + "\n"
 
 
-CHART_COLUMNS = 3  # panels a row: eight splits fit a 3 x 3 grid that reads at the README's width
+CHART_COLUMNS = 3  # panels a row: up to nine splits fit a 3 x 3 grid that reads at the README's width
+TITLE_CHARS = 48  # characters a title line: about a 4.2-inch panel's width at 8 points
 
 
 def _plot_dimensions(results: list[dict], path: Path) -> None:
@@ -114,7 +132,7 @@ def _plot_dimensions(results: list[dict], path: Path) -> None:
     models = list(dict.fromkeys(r["model"] for r in results))
     columns = min(CHART_COLUMNS, len(splits))
     rows_n = -(-len(splits) // columns)
-    fig, axes = plt.subplots(rows_n, columns, figsize=(4.2 * columns, 2.6 * rows_n + 0.8), squeeze=False,
+    fig, axes = plt.subplots(rows_n, columns, figsize=(4.2 * columns, 3.0 * rows_n + 0.8), squeeze=False,
                              sharey=True)
     colors = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(models)}
     width = 0.8 / max(len(models), 1)
@@ -130,7 +148,8 @@ def _plot_dimensions(results: list[dict], path: Path) -> None:
             overall.append(f"{LABELS.get(model, model.upper())} {r['accuracy']:.2f}")
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(DIMENSIONS))], DIMENSIONS, fontsize=7)
         ax.set_ylim(0, 1.05)
-        ax.set_title(f"{split}\n" + ", ".join(overall), fontsize=8)
+        # wrapped to the panel's width, so a title never runs into its neighbour's
+        ax.set_title(f"{split}\n" + textwrap.fill(", ".join(overall), TITLE_CHARS), fontsize=8)
     for ax in axes.flat[len(splits):]:
         ax.axis("off")
     for ax in axes[:, 0]:
@@ -138,7 +157,7 @@ def _plot_dimensions(results: list[dict], path: Path) -> None:
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in models]
     fig.legend(handles, [LABELS.get(m, m.upper()) for m in models], loc="lower center", ncol=len(models),
                fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.5 / (2.6 * rows_n + 0.8), 1, 1))
+    fig.tight_layout(rect=(0, 0.5 / (3.0 * rows_n + 0.8), 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

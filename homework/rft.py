@@ -13,45 +13,17 @@ and `<answer>value</answer>` itself. The recipe is `RFTConfig`; the trainer is `
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from pathlib import Path
 
-from . import adapters, formats, phrasing, records, training
+from . import adapters, formats, phrasing, records, soundness, training
 from .base_llm import BaseLLM
 from .cli import config_command, run_cli
-from .data import DATA_DIR, Dataset, evaluate, load_rows
+from .configs import RFT_MODEL_DIR as MODEL_DIR, RFTConfig
+from .data import Dataset, evaluate, load_rows
 
-MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 TRAIN_COMMAND = "python -m homework.rft train"  # on the committed data/rft.json (homework.datagen made it)
 MAX_NEW_TOKENS = 64  # a reasoning line: fact, product, answer
-
-
-@dataclasses.dataclass
-class RFTConfig(training.TrainConfig):
-    """The RFT recipe: these defaults are what `python -m homework.rft train` trains, in one run from the base.
-
-    Args:
-        data: [question, answer, reasoning] rows made by `python -m homework.datagen` (recipes/rft.json).
-        reword: share of rows whose question is asked anew in a composed phrasing (seeded by --seed); 0 trains
-            the questions as datagen wrote them.
-    """
-
-    output_dir: str = str(MODEL_DIR)
-    data: str = str(DATA_DIR / "rft.json")  # [question, answer, reasoning] rows made by homework.datagen
-    # One pass over ~13,400 rows is ~45 min on the 2-core CPU; the rounds' 2 epochs from the base took twice that.
-    epochs: float = 1.0
-    learning_rate: float = 1.5e-3  # 2e-3 (rounds 1-9) diverged at step ~150 on the 7,816 round-10 rows
-    # 0.999 let SFT's loss spike (grad norm 9-54); 0.95 held it and scored higher there (docs/training.md).
-    adam_beta2: float = 0.95
-    batch_size: int = 16
-    # Rows packed end to end, as SFT trains: reasoning rows run 40-90 tokens, so padding a batch to its longest
-    # row spends about a fifth of a step on padding; the loss is the padded batch's (tests/test_sft.py).
-    pack: bool = True
-    # Share of rows whose question is asked anew in composed phrasings (phrasing.TRAINING_CONSTRUCTIONS, units
-    # first among them) at training time; the reasoning, the model's own sampled text, depends only on the
-    # conversion and stays. The rest keep datagen's template wording, as course-style questions are written.
-    reword: float = 0.5
 
 
 def training_rows(config: RFTConfig) -> list:
@@ -75,7 +47,8 @@ def encode_rows(tokenizer, rows: list) -> list[dict]:
             for q, _, reasoning, *_ in rows]
 
 
-def _train(config: RFTConfig, resume: bool = False, test_after: bool = True) -> str | None:
+def _train(config: RFTConfig, resume: bool = False, test_after: bool = True, overwrite: bool = False) -> str | None:
+    training.check_output(config, overwrite)
     if config.init_adapter and not (Path(config.init_adapter) / "adapter_config.json").exists():
         raise ValueError(f"--init_adapter {config.init_adapter}: no saved adapter there (adapter_config.json)")
     rows = training_rows(config)
@@ -117,7 +90,8 @@ def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None, calcu
 
 def test(split: str = "valid", max_question: int | None = None, model_dir: str = str(MODEL_DIR),
          calculator: bool = False) -> str:
-    """Benchmark the RFT adapter; the last line is `benchmark_result.accuracy=X benchmark_result.answer_rate=Y`.
+    """Benchmark the RFT adapter; the last line is `benchmark_result.accuracy=X benchmark_result.answer_rate=Y
+    benchmark_result.sound_accuracy=Z` (Z: right with sound steps, `homework.soundness`).
 
     Args:
         split: data split name (data/<split>.json) or a JSON path (e.g. data/valid_wide.json).
@@ -125,18 +99,19 @@ def test(split: str = "valid", max_question: int | None = None, model_dir: str =
         model_dir: adapter folder to test (default: homework/rft_model).
         calculator: decode with the calculator (the model's own products computed; see homework/calculator.py).
     """
-    return evaluate(load(model_dir, calculator=calculator), split, max_question)
+    return evaluate(load(model_dir, calculator=calculator), split, max_question, reasoned=True)
 
 
 def misses(split: str = "valid", max_question: int | None = None, model_dir: str = str(MODEL_DIR),
            calculator: bool = False, show: int = 3) -> str:
-    """Each wrong answer traced to its cause in the reasoning (`formats.miss_cause`).
+    """Each answer's reasoning through the strict soundness check (`soundness.reasoning_fault`): the causes of
+    the wrong answers, and of the right answers whose steps are not sound.
 
-    Causes: "no answer" (no closed <answer> tag), "question not understood" (the units registry cannot parse it,
-    so there is no fact to check), "quantity" (the product set up lacks the question's quantity), "fact" (the
-    factor more than 1 % off the registry's), "product" (more than 1 % off the multiplication written), "no
-    product" (none set up), "answer is not the product". With the calculator every product is computed, so
-    its misses come from the rest.
+    Causes (`soundness.CAUSES`): "no answer" (no closed <answer> tag), "question not understood" (the units
+    registry cannot parse it), "unknown unit", "fact" (a unit fact false for the units it names, a number without
+    its unit, or a product whose factor is not the one from the question's source unit to its target), "product"
+    (an arithmetic step more than 1 % off), "quantity" (no product has the question's quantity), "no product",
+    "answer is not the product". With the calculator every product is computed, so its faults come from the rest.
 
     Args:
         split: data split name (data/<split>.json) or a JSON path (e.g. data/valid_wide.json).
@@ -150,19 +125,25 @@ def misses(split: str = "valid", max_question: int | None = None, model_dir: str
     llm = load(model_dir, calculator=calculator)
     rows = Dataset(split).data[:max_question or None]
     texts = llm.batched_generate([llm.format_prompt(q) for q, *_ in rows])
-    causes: Counter = Counter()
+    wrong: Counter = Counter()
+    unsound: Counter = Counter()
     for (question, answer, *_), text in zip(rows, texts):
         verdict, reasoning = formats.judge(text, answer)
-        if verdict == "ok":
+        cause = soundness.miss_cause(question, reasoning)
+        if verdict in ("no tag", "truncated"):
+            cause = "no answer"
+        counter = unsound if verdict == "ok" else wrong
+        if verdict == "ok" and cause == "sound":
             continue
-        cause = "no answer" if verdict in ("no tag", "truncated") else formats.miss_cause(question, reasoning)
-        cause = cause or "sound, yet wrong"  # a sound reasoning lands within 5 %: not seen, but never hidden
-        causes[cause] += 1
-        if causes[cause] <= show:
-            print(f"{cause}: {question!r} -> {reasoning!r} (true {answer:.6g})")
-    wrong = sum(causes.values())
-    return (f"{split}: {wrong} wrong of {len(rows)} ({1 - wrong / len(rows):.3f} right)"
-            + ("".join(f"; {cause} {n}" for cause, n in causes.most_common())) + f" [{'calculator' if calculator else 'pure'}]")
+        counter[cause] += 1
+        if counter[cause] <= show:
+            print(f"{'right' if verdict == 'ok' else 'wrong'}, {cause}: {question!r} -> {reasoning!r} "
+                  f"(true {answer:.6g})")
+    n, right = len(rows), len(rows) - sum(wrong.values())
+    return (f"{split} [{'calculator' if calculator else 'pure'}]: right {right / n:.3f}, right and sound "
+            f"{(right - sum(unsound.values())) / n:.3f} of {n}; wrong: "
+            + (", ".join(f"{c} {k}" for c, k in wrong.most_common()) or "none") + "; right but unsound: "
+            + (", ".join(f"{c} {k}" for c, k in unsound.most_common()) or "none"))
 
 
 def main() -> None:

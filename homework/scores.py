@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from .base_llm import BaseLLM
+if TYPE_CHECKING:  # for the annotations only: base_llm imports this module, not the other way round
+    from .base_llm import BaseLLM
 
 
 @torch.inference_mode()

@@ -18,73 +18,14 @@ from pathlib import Path
 from . import adapters, formats, records, training
 from .base_llm import BaseLLM
 from .cli import config_command, run_cli
-from .data import DATA_DIR, evaluate, load_rows
-from .questions import generate, held_out_questions
+from .configs import DIMENSION_MIX, SFT_MODEL_DIR as MODEL_DIR, SFTConfig  # noqa: F401 (sft.DIMENSION_MIX)
+from .data import evaluate, load_rows
+from .datafiles import held_out_questions
+from .questions import generate
 from .units import DIMENSIONS
 
-MODEL_DIR = Path(__file__).resolve().parent / "sft_model"
 TRAIN_COMMAND = "python -m homework.sft train"
 ANSWER_TOKENS = 24  # enough for " <answer>1.23e-9</answer>" plus EOS
-# Dimensions as drawn for each generated row: time three times as often as mass, speed and data, length and
-# volume twice, close to each dimension's share of the 2,440 answers (720 time, 560 length, 560 volume, 200
-# each for the rest). Drawn evenly, time scored 0.75 at 36,000 rows; with this mix 0.95, all 0.967 against
-# 0.944 (2026-11-27). At 12,000 rows the mix loses (0.423 against 0.546): a quick run draws them evenly
-# (--dimensions time,length,mass,volume,speed,data). See docs/training.md.
-DIMENSION_MIX = ("time",) * 3 + ("length",) * 2 + ("volume",) * 2 + ("mass", "speed", "data")
-
-
-@dataclasses.dataclass
-class SFTConfig(training.TrainConfig):
-    """The SFT recipe: these defaults are what `python -m homework.sft train` trains, measured on the 2-core CPU
-    (docs/training.md).
-
-    Args:
-        n_rows: generated training questions (ignored when --data is given).
-        dimensions: the dimensions drawn for generated rows, comma-separated; a name given twice is drawn twice
-            as often ("" or time,length,mass,volume,speed,data: all six evenly).
-        ending_every: one row in this many keeps "answer>" and EOS after "</" (1: every row).
-        data: a JSON file of [question, answer] rows instead of generated ones.
-        composed: share of generated rows phrased from parts (homework/phrasing.py), the rest in the 25 templates.
-        decimals: share of generated rows whose quantity is a half or a tenth (0.1 to 9.9).
-        same_unit: share of generated rows between two names of one unit ("9 ml in cc").
-        natural: share of generated rows asked as people write ("a gallon", "three feet", "half a day", a
-            sentence of context first).
-        held_out: data files whose questions no generated row asks, comma-separated.
-    """
-
-    output_dir: str = str(MODEL_DIR)
-    # Generated training questions. Accuracy climbs steeply with rows seen (bf16, data/valid.json, drawn evenly,
-    # 2026-11-27): 12,000 rows 0.546 (14.3 min), 24,000 0.849 (27.2 min), 36,000 0.944 (37.3 min).
-    n_rows: int = 40000
-    dimensions: tuple[str, ...] = DIMENSION_MIX  # a name given twice is drawn twice as often
-    # Batch 16 at 1e-3 scored 0.554 where 1.5e-3 scored 0.534, 7e-4 0.500 and batch 32 at 2e-3 0.502
-    # (12,000 rows, 2026-11-27).
-    learning_rate: float = 1e-3
-    batch_size: int = 16  # rows per optimizer step; rows are ~22 tokens, packed end to end
-    # AdamW's beta2 at the default 0.999 let the loss spike (grad norm 9-54); 0.95 scored 0.502 against 0.477.
-    adam_beta2: float = 0.95
-    pack: bool = True
-    # One row in ENDING_EVERY keeps its whole ending ("</answer>" and EOS); the others stop after "</", the token
-    # that says where the number ends: the cut tokens change no other token's loss and save ~3 of ~22 tokens.
-    ending_every: int = 4
-    data: str = ""  # a JSON file of [question, answer] rows instead of generated ones
-    # Share of rows phrased from parts (homework/phrasing.py: constructions with the quantity first, apart, or
-    # after both units); the rest fill the 25 templates. Composed alone scored 0.933 on data/valid.json at
-    # 36,000 rows, templates alone 0.967 (docs/training.md).
-    composed: float = 0.5
-    # Share of rows with a half or tenth quantity (0.1-9.9): without any, "0.5 kg in oz" was answered 10x.
-    decimals: float = 0.18
-    # Share of rows between two names of one unit ("9 ml in cc"): without any, every such question was wrong.
-    same_unit: float = 0.03
-    # Share of rows asked as people write: "a gallon", "three feet", "half a day", a sentence of context first.
-    natural: float = 0.06
-    # The files whose questions no training row asks. Named here, not read from whatever data/ holds, so a new
-    # held-out file changes no training row (its wordings are held out of training by construction).
-    held_out: tuple[str, ...] = ("valid.json", "valid_wide.json", "people.json", "valid_constructions.json",
-                                 "valid_units_first.json", "valid_same_unit.json", "valid_decimal.json",
-                                 "valid_natural.json")
-
-
 def training_rows(config: SFTConfig) -> list:
     if config.data:
         return load_rows(config.data, min_rows=1)
@@ -114,7 +55,8 @@ def _describe(config: SFTConfig, rows: list) -> dict:
                               "tag's \"</\"" if config.ending_every > 1 else "")}
 
 
-def _train(config: SFTConfig, resume: bool = False, test_after: bool = True) -> str | None:
+def _train(config: SFTConfig, resume: bool = False, test_after: bool = True, overwrite: bool = False) -> str | None:
+    training.check_output(config, overwrite)
     if config.ending_every < 1:
         raise ValueError(f"ending_every must be 1 or more, got {config.ending_every}")
     config = dataclasses.replace(config, dimensions=config.dimensions or DIMENSIONS)

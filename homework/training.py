@@ -29,52 +29,11 @@ from .batches import PackCollator, PadCollator, packed_mask
 from .base_llm import BaseLLM
 from .checkpoints import DEFAULT_CHECKPOINT, cpu_has_bf16
 from .data import DataError, writable_dir
+from .configs import TrainConfig
 from .records import PATH_FIELDS, parent_of, portable
 
 CHECKPOINT_EVERY = 50  # steps: a checkpoint every ~1 min of CPU training, so a killed run loses little
 LOG_EVERY = 5  # steps between logged losses (the divergence guard reads these)
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """What every LoRA recipe sets; SFTConfig and RFTConfig add their data fields and change defaults.
-
-    Args:
-        output_dir: folder for the adapter, its record.json, card, loss curve and tensorboard logs.
-        epochs: passes over the rows.
-        learning_rate: peak AdamW learning rate (linear warmup over 5 % of the steps, then cosine decay).
-        rank: LoRA rank (ignored with --init_adapter, whose rank is kept).
-        alpha_per_rank: LoRA alpha as a multiple of the rank.
-        batch_size: rows per optimizer step, over all processes together.
-        device_batch: rows per device per forward pass; a larger share of the batch accumulates in several
-            passes (0: the batch split evenly over the processes, one pass each).
-        adam_beta2: AdamW's second-moment decay.
-        pack: pack rows end to end (True) or pad each batch to its longest row (False).
-        seed: seeds the trainer (and, for SFT, the question generator: seed + 1000).
-        max_steps: stop after this many optimizer steps (smoke runs); -1 trains the full schedule.
-        checkpoint: base model: a transformers name or path (default: the embedded SmolLM2-135M-Instruct).
-        init_adapter: folder of a saved adapter to go on training instead of a fresh LoRA (experiments; the
-            shipped recipes start from the base); the record names it by the hash of its weights.
-    """
-
-    output_dir: str = ""
-    epochs: float = 1.0
-    learning_rate: float = 1e-3
-    rank: int = 16  # 4.9 M adapter parameters, saved in fp32: 19.6 MB, under the 20 MB limit
-    alpha_per_rank: int = 4  # alpha = 4 x rank: a larger effective LR on the adapter for short runs
-    batch_size: int = 16  # rows per optimizer step, over all processes together (see `distributed.batch_plan`)
-    device_batch: int = 0  # rows per device per forward pass (0: batch_size / processes); more accumulate
-    adam_beta2: float = 0.999
-    pack: bool = False  # rows packed end to end (PackCollator) instead of padded (PadCollator)
-    seed: int = 0
-    max_steps: int = -1  # -1: the full schedule
-    checkpoint: str = ""  # base model: embedded name, hub name or path ("": HOMEWORK_CHECKPOINT, else the embedded one)
-    init_adapter: str = ""  # go on training this adapter instead of a fresh LoRA
-
-    @property
-    def alpha(self) -> int:
-        return self.alpha_per_rank * self.rank
-
 
 
 def mixed_precision(base, device: str) -> bool:
@@ -116,11 +75,10 @@ class TrainingDiverged(ValueError):
 class DivergenceGuard:
     """Watches the logged training loss and calls a run diverged when it stays far above its best.
 
-    `patience` logged losses in a row above `factor` x the lowest so far (or not finite) is divergence:
-    at learning rate 2e-3 on the round-10 RFT rows the loss went 0.25 -> 2.4, 4.7, 3.7 and stayed above
-    3, worse than the untrained start. In the healthy SFT and RFT runs no logged loss rose above 2.4x the
-    best before it. A loss under `floor` is never a strike: near the end of a long run the loss is tiny and
-    noisy (a 36,000-row SFT run went from 0.0069 to 0.021 in its last steps, 2026-11-27).
+    `patience` logged losses in a row above `factor` x the lowest so far (or not finite) is divergence: a
+    diverged run climbs far above its best and stays there, a healthy one never did (docs/decisions.md,
+    "DivergenceGuard"). A loss under `floor` is never a strike: near the end of a long run the loss is tiny
+    and noisy.
     """
 
     factor = 3.0
@@ -145,12 +103,12 @@ def build_model(llm: BaseLLM, rank: int, alpha: int | None = None, init_adapter:
                 fused: bool = True):
     """The base model with a trainable LoRA adapter on every linear layer, set up for a fast step here.
 
-    Two settings, timed on the 2-core CPU (bf16, batch 32 of ~28-token rows, 2026-11-26; `python -m
-    homework.sft speed` times the whole set-up against the plain one): eager attention instead of SDPA, whose
-    CPU backward spent 17 % of the step on these short rows (2.06 -> 1.77 s/step); and the adapter kept in
-    fp32 but run in bf16 under autocast, instead of peft casting every activation to fp32 in front of each of
-    the 210 adapted layers (1.77 -> 1.38 s/step). The saved adapter is fp32 either way. With `fused` each
-    adapted layer trains as one autograd node (`homework.lora_step`; `sft speed` times it against peft's).
+    Two settings, each faster on the 2-core CPU (`python -m homework.sft speed` times the whole set-up against
+    the plain one; docs/decisions.md, "build_model"): eager attention instead of SDPA, whose CPU backward is
+    slow on these short rows; and the adapter kept in fp32 but run in bf16 under autocast, instead of peft
+    casting every activation to fp32 in front of each of the 210 adapted layers. The saved adapter is fp32
+    either way. With `fused` each adapted layer trains as one autograd node (`homework.lora_step`; `sft speed`
+    times it against peft's).
     """
     from peft import LoraConfig, PeftModel, get_peft_model
     from peft.tuners.tuners_utils import BaseTunerLayer
@@ -298,5 +256,29 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
 RUN_OPTIONS = (
     ("resume", False, "continue from the last checkpoint of an interrupted run with the same output_dir."),
     ("test_after", True, "benchmark on data/valid.json when done, and write the figure into the card."),
+    ("overwrite", False, "replace the committed adapter in output_dir with a run that is not its recipe."),
 )
+# Fields that say where or how to run, not what is trained: a run that differs from its recipe only in these
+# still makes the committed adapter.
+HOW_TO_RUN = ("output_dir", "device_batch", "checkpoint")
+
+
+def check_output(config: TrainConfig, overwrite: bool = False) -> None:
+    """Refuse, before any work, to replace a committed adapter (pinned in manifest.json) with a run that is not
+    its recipe: a mistaken option (--max_steps 10, --n_rows 64) must not cost the shipped model."""
+    from . import manifest
+
+    if overwrite or not manifest.pinned(Path(config.output_dir) / "adapter_model.safetensors"):
+        return
+    recipe = type(config)()
+    changed = [f.name for f in dataclasses.fields(config) if f.name not in HOW_TO_RUN
+               and _plain(getattr(config, f.name)) != _plain(getattr(recipe, f.name))]
+    if changed:
+        raise DataError(f"refusing to replace {manifest.name(config.output_dir)}, the committed adapter, with a run "
+                        f"that is not its recipe (--{changed[0]}): train into another --output_dir, or add "
+                        "--overwrite")
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
 RESUME_HINT = "interrupted; the last checkpoint is kept: add --resume to the same train command to continue"

@@ -147,7 +147,7 @@ class Conversion:
         return convert(self.quantity, self.src, self.dst)
 
 
-def _mentions(text: str) -> list[tuple[int, int, str, tuple[str, ...]]]:
+def unit_mentions(text: str) -> list[tuple[int, int, str, tuple[str, ...]]]:
     """Non-overlapping unit mentions (start, end, alias, candidate names), in text order."""
     shouted = any(c.isalpha() for c in text) and text == text.upper()
     taken = [False] * len(text)
@@ -198,7 +198,7 @@ def parse_question(text: str) -> Conversion:
     Raises UnitError with a one-line reason when the question cannot be read, or could be read two ways
     (two quantities, two target units): a refusal is better than a wrong parse.
     """
-    mentions = _mentions(text)
+    mentions = unit_mentions(text)
     numbers = _numbers(text, mentions) or _word_numbers(text, mentions)
     if not numbers:
         raise UnitError("no number in the question")

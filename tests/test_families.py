@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from homework import phrasing, questions, rft, sft
+from homework import datafiles, phrasing, questions, rft, sft
 from homework.units import parse_question
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-FAMILY_FILES = ("valid_units_first.json", "valid_same_unit.json", "valid_decimal.json")
+FAMILY_FILES = ("valid_units_first.json", "valid_same_unit.json", "valid_decimal.json", "valid_natural.json")
 
 
 def _pattern(construction: str) -> re.Pattern:
@@ -55,44 +55,60 @@ def test_a_same_unit_row_writes_two_different_names(sft_rows):
 
 
 def test_held_out_family_wordings_never_reach_training_rows(sft_rows):
-    assert not set(phrasing.HELD_OUT_UNITS_FIRST) & set(phrasing.TRAINING_CONSTRUCTIONS)
-    held = phrasing.HELD_OUT_UNITS_FIRST + questions.SAME_UNIT_CONSTRUCTIONS + questions.DECIMAL_TEMPLATES
+    assert not set(phrasing.HELD_OUT_UNITS_FIRST) & set(phrasing.CONSTRUCTIONS)
+    held = (phrasing.HELD_OUT_UNITS_FIRST + datafiles.SAME_UNIT_CONSTRUCTIONS + datafiles.DECIMAL_TEMPLATES
+            + tuple(c for cs in phrasing.HELD_OUT_STORIES.values() for c in cs))
     for construction in held:
         pattern = _pattern(construction)
         assert not any(pattern.match(q) for q, _ in sft_rows), construction
-    held_questions = questions.held_out_questions()
+    for context in phrasing.HELD_OUT_CONTEXTS:
+        assert not any(context.lower() in q.lower() for q, _ in sft_rows), context
+    held_questions = datafiles.held_out_questions()
     assert not held_questions & {q for q, _ in sft_rows}, "a held-out question in the training rows"
 
 
-@pytest.mark.parametrize("name", FAMILY_FILES)
-def test_family_files_read_back_to_their_answers(name):
-    rows = json.loads((DATA / name).read_text())
-    assert len(rows) >= 200 and len({q for q, _ in rows}) == len(rows)
-    for question, answer in rows:
-        assert answer == pytest.approx(parse_question(question).answer, rel=1e-6), question
+def test_sft_rows_ask_as_people_write(sft_rows):
+    """Articles, number words, "half a", a sentence of context first: each in the training rows."""
+    text = [q.lower() for q, _ in sft_rows]
+    assert sum(bool(re.search(r"\b(a|an|one) (?!box)[a-z]", q)) and parse_question(q).quantity == 1 for q in text) > 30
+    assert sum("half a" in q for q in text) > 10
+    assert sum(any(re.search(rf"\b{w}\b", q) for w in phrasing.WORDS[2:11]) for q in text) > 30
+    assert sum(any(c.lower() in q for c in phrasing.CONTEXTS) for q in text) > 30
 
 
-def test_family_files_are_their_family_only():
-    first = json.loads((DATA / "valid_units_first.json").read_text())
-    patterns = [_pattern(c) for c in phrasing.HELD_OUT_UNITS_FIRST]
-    assert all(any(p.match(q) for p in patterns) for q, _ in first)
-    same = json.loads((DATA / "valid_same_unit.json").read_text())
-    assert all(parse_question(q).src == parse_question(q).dst for q, _ in same)
-    decimal = json.loads((DATA / "valid_decimal.json").read_text())
-    assert all(not parse_question(q).quantity.is_integer() and parse_question(q).quantity < 10 for q, _ in decimal)
+def test_a_new_held_out_file_changes_no_training_row(tmp_path, monkeypatch):
+    """SFT's rows exclude the files its config names, not whatever data/ holds."""
+    before = sft.training_rows(sft.SFTConfig(n_rows=300))
+    for name in datafiles.HELD_OUT_FILES:
+        (tmp_path / name).write_bytes((DATA / name).read_bytes())
+    (tmp_path / "valid_zz_new_family.json").write_text(json.dumps(before[:50]))
+    monkeypatch.setattr(datafiles, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(datafiles, "HELD_OUT_FILES", datafiles.HELD_OUT_FILES + ("valid_zz_new_family.json",))
+    assert sft.training_rows(sft.SFTConfig(n_rows=300)) == before
+    assert datafiles.held_out_questions() >= {q for q, _ in before[:50]}, "the new file is held out of the others"
 
 
-def test_family_files_regenerate_byte_for_byte(tmp_path):
-    for name, rows in questions.family_files().items():
-        path = questions.save_rows(rows, tmp_path / name)
-        assert path.read_bytes() == (DATA / name).read_bytes(), f"{name} is not what `questions write` makes"
+def test_each_family_draws_from_its_own_generator(monkeypatch):
+    """Adding a family (or changing one) changes no other family's file."""
+    files = datafiles.family_files(n=40)
+    monkeypatch.setattr(datafiles, "_decimal", lambda n, seed: [["How many feet are in 2.5 meters?", 8.2020997]])
+    changed = datafiles.family_files(n=40)
+    assert changed["valid_decimal.json"] != files["valid_decimal.json"]
+    for name in ("valid_units_first.json", "valid_same_unit.json", "valid_natural.json"):
+        assert changed[name] == files[name], name
 
 
-def test_shares_of_zero_draw_what_they_drew_before():
-    """The older data files and recipes stay byte-identical: a share of 0 consumes no random draw."""
-    plain = questions.generate(300, seed=3, balanced=True, composed=True)
-    zero = questions.generate(300, seed=3, balanced=True, composed=True, decimals=0.0, same_unit=0.0)
-    assert plain == zero
+def test_valid_natural_asks_the_natural_forms_in_held_out_wordings_only():
+    rows = json.loads((DATA / "valid_natural.json").read_text())
+    convs = [parse_question(q) for q, _ in rows]
+    small = sum(c.quantity <= 10 for c in convs) / len(rows)
+    assert 0.65 < small < 0.85, small
+    assert any("," in q and c.quantity >= 1000 for (q, _), c in zip(rows, convs)), "thousands with a comma"
+    assert any(re.search(r"\bhalf an? ", q.lower()) for q, _ in rows)
+    assert sum(any(c.lower() in q.lower() for c in phrasing.HELD_OUT_CONTEXTS) for q, _ in rows) > 20
+    held = phrasing.HELD_OUT_CONSTRUCTIONS + tuple(c for cs in phrasing.HELD_OUT_STORIES.values() for c in cs)
+    patterns = [_pattern(c) for c in held]
+    assert all(any(p.match(q) for p in patterns) for q, _ in rows)
 
 
 def test_rft_rewords_its_share_and_keeps_the_reasoning(tmp_path):

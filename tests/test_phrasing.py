@@ -1,4 +1,4 @@
-"""Composed phrasings: seeded and byte-identical, read back right, varied, and held-out constructions kept out."""
+"""Composed phrasings: seeded, read back right, varied, as people write, and held-out constructions kept out."""
 
 import json
 import random
@@ -72,7 +72,31 @@ def test_reword_keeps_answers_and_reasoning():
     assert new == phrasing.reword(rows, seed=0) and [r[0] for r in new] != [r[0] for r in rows]
 
 
-@pytest.mark.parametrize("q,expected", [(7.0, {"7", "seven"}), (1.0, {"1", "one", "a"}), (2.5, {"2.5"})])
-def test_quantity_forms(q, expected):
+@pytest.mark.parametrize("q, unit, expected", [
+    (7.0, "meters", {"7", "seven"}),
+    (1.0, "meter", {"1", "one", "a"}),
+    (1.0, "hour", {"1", "one", "an"}),        # "an hour"
+    (1.0, "m", {"1", "one"}),                 # no article before a symbol
+    (0.5, "inch", {"0.5", "half an"}),
+    (2.5, "meters", {"2.5"}),
+    (2500.0, "meters", {"2500", "2,500"}),    # thousands with a comma, as people write them
+    (15.0, "feet", {"15", "fifteen"}),
+])
+def test_quantity_forms(q, unit, expected):
     rng = random.Random(0)
-    assert {phrasing.quantity_form(q, rng) for _ in range(400)} == expected
+    assert {phrasing.quantity_form(q, unit, rng) for _ in range(600)} == expected
+    assert {phrasing.quantity_form(q, unit, rng, natural=True) for _ in range(200)} == expected
+
+
+def test_natural_questions_read_back_and_vary():
+    rng = random.Random(3)
+    convs = [Conversion(1.0, "gallon", "pint"), Conversion(0.5, "day", "hour"), Conversion(3.0, "foot", "inch"),
+             Conversion(2500.0, "meter", "mile"), Conversion(23.0, "kilogram", "pound")]
+    texts = [phrasing.compose(c, rng, natural=True) for c in convs for _ in range(30)]
+    assert all(parse_question(t) == c for t, c in zip(texts, [c for c in convs for _ in range(30)]))
+    lowered = [t.lower() for t in texts]
+    assert any("a gallon" in t or "one gallon" in t for t in lowered)
+    assert any("half a day" in t for t in lowered)
+    assert any("three f" in t for t in lowered)
+    assert any("2,500" in t for t in lowered)
+    assert any(t.startswith(c.lower()) for t in lowered for c in phrasing.CONTEXTS)

@@ -151,16 +151,40 @@ def test_make_command_reports_a_bad_dimension_in_one_line(tmp_path):
         "unknown: weight"]
 
 
-def test_questions_write_makes_the_committed_data_files_byte_for_byte(tmp_path, monkeypatch):
-    """The generator checks each draft with both readings (`units.parse_strict` and `parse_question`): a change
-    to either that reads one draft differently changes these files, and this test says so."""
-    from homework import questions
+def test_questions_write_fills_an_empty_folder_with_every_file_and_its_properties(tmp_path, monkeypatch):
+    """What `write` makes is checked by its properties (sizes, true answers, disjoint splits), not against the
+    committed bytes: those are pinned by hash in manifest.json (tests/test_manifest.py)."""
+    from homework import datafiles
 
-    committed = questions.DATA_DIR
-    monkeypatch.setattr(questions, "DATA_DIR", tmp_path)
-    questions.write()
-    names = ["valid.json", "valid_wide.json", "train.json", "valid_reworded.json", "valid_constructions.json",
-             "valid_units_first.json", "valid_same_unit.json", "valid_decimal.json"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
-    for name in names:
-        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+    monkeypatch.setattr(datafiles, "DATA_DIR", tmp_path)
+    datafiles.write(n=200)
+    files = {p.name: json.loads(p.read_text()) for p in tmp_path.iterdir()}
+    assert sorted(files) == sorted(datafiles.GENERATED) == sorted(datafiles.data_files(n=10))
+    for name, rows in files.items():
+        assert len({q for q, _ in rows}) == len(rows), f"{name}: a question twice"
+        for question, answer in rows:
+            assert parse_question(question).answer == pytest.approx(answer, rel=1e-6), (name, question)
+    assert not {q for q, _ in files["valid.json"]} & {q for q, _ in files["train.json"]}
+    assert datafiles.write(n=200) == "every data file exists; nothing written"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["make", "data/valid.json", "--n=-1"], "error: n must be 1 or more, got -1"),
+    (["make", "data/valid.json", "--n=0"], "error: n must be 1 or more, got 0"),
+    (["make", "data/valid.json", "--n=5"], "error: refusing to change data/valid.json: it is a committed file pinned"),
+    (["write", "--only", "valid.json"], "error: refusing to replace valid.json: they exist"),
+    (["reword", "data/valid.json", "data/valid_wide.json"], "error: refusing to change data/valid_wide.json"),
+])
+def test_a_mistaken_option_never_touches_the_benchmark(argv, message):
+    """One `error:` line, and the committed files are left as they were."""
+    import subprocess
+    import sys
+
+    from homework import manifest
+
+    proc = subprocess.run([sys.executable, "-m", "homework.questions", *argv], capture_output=True, text=True,
+                          cwd=manifest.REPO)
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
+    assert manifest.mismatches() == []

@@ -293,3 +293,19 @@ def test_speed_and_profile_print_their_tables(tiny_checkpoint, monkeypatch):
                                                            "attention scores (bmm)", "everything else"}
     assert any(row.startswith("| frozen layers | ") for row in parts), parts
     assert table[table.index("") + 1] == "| operator | calls a step | ms a step |" and len(table) == table.index("") + 3 + 5
+
+
+@pytest.mark.parametrize("kind, option", [("sft", "--max_steps=5"), ("sft", "--n_rows=64"), ("rft", "--epochs=0.1")])
+def test_a_mistaken_option_never_replaces_the_committed_adapter(kind, option):
+    """Refused in one line before any work; the committed adapter and its hash stay."""
+    import subprocess
+    import sys
+
+    from homework import manifest
+
+    run = subprocess.run([sys.executable, "-m", f"homework.{kind}", "train", option], capture_output=True, text=True,
+                         cwd=manifest.REPO)
+    assert run.returncode == 1, run.stderr[-500:]
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: refusing to replace homework/{kind}_model"), run.stderr
+    assert manifest.mismatches() == []
