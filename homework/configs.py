@@ -135,7 +135,7 @@ class RFTConfig(TrainConfig):
     # Rows packed end to end, as SFT trains: reasoning rows run 40-90 tokens, so padding a batch to its longest
     # row spends about a fifth of a step on padding; the loss is the padded batch's (tests/test_sft.py).
     pack: bool = True
-    # Share of rows whose question is asked anew in composed phrasings (phrasing.TRAINING_CONSTRUCTIONS, units
+    # Share of rows whose question is asked anew in composed phrasings (phrasing.CONSTRUCTIONS, units
     # first among them) at training time; the reasoning, the model's own sampled text, depends only on the
     # conversion and stays. The rest keep datagen's template wording, as course-style questions are written.
     reword: float = 0.5

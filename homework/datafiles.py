@@ -28,10 +28,11 @@ HAND_WRITTEN = ("people.json",)
 HELD_OUT_FILES = tuple(name for name in GENERATED + HAND_WRITTEN if name != "train.json")
 
 
-def held_out_questions(names: tuple[str, ...] = HELD_OUT_FILES, skip: Path | None = None) -> set[str]:
-    """Every question of the files `names` of data/ that exist (but `skip`, the file being written)."""
+def held_out_questions(names: tuple[str, ...] | None = None, skip: Path | None = None) -> set[str]:
+    """Every question of the files `names` (default: `HELD_OUT_FILES`) of data/ that exist (but `skip`, the file
+    being written)."""
     out = set()
-    for name in names:
+    for name in HELD_OUT_FILES if names is None else names:
         path = DATA_DIR / name
         if path.exists() and (skip is None or path.resolve() != skip.resolve()):
             out |= {row[0] for row in json.loads(path.read_text())}

@@ -228,7 +228,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
             continue
         if question not in kept or (keep == "sound" and not reasoning_fault(question, reasoning)):
             kept[question] = [question, answers[question], reasoning] + [{"calculator_filled": True}] * by_calculator
-    save_rows(list(kept.values()), output, overwrite=overwrite)
+    save_rows(list(kept.values()), output, overwrite=overwrite, allow_empty=True)  # a new file may record none
     by_calculator = sum(1 for r in kept.values() if r[3:] and r[3].get("calculator_filled"))
     for path in _progress_files(progress):
         path.unlink()

@@ -110,21 +110,30 @@ def article(word: str) -> str:
 def quantity_form(q: float, unit: str, rng: random.Random, natural: bool = False) -> str:
     """The quantity as written before `unit` (the unit's written form): digits, or as people also write it.
 
-    A 1 before a unit's singular name is now and then "a"/"an"/"one", a 0.5 "half a"/"half an", a whole number
-    up to twenty a word ("three feet"), one from 1,000 a number with a thousands comma ("2,500 m"). `natural`
-    makes those forms the rule rather than the exception (the rows of `questions.generate(natural=...)`).
+    A 1 before a unit's singular name is now and then "a"/"an"/"one", a whole number up to twenty a word
+    ("three feet"), one from 1,000 a number with a thousands comma ("2,500 m"). `natural` makes those forms the
+    rule rather than the exception (the rows of `questions.generate(natural=...)`). "half a" needs the singular
+    unit, so `quantity_and_unit` writes it.
     """
     draw = rng.random()
     named = unit.lower() in {BY_NAME[n].name for n in BY_NAME}
     if q == 1 and named and draw < (0.7 if natural else 0.12):
         return rng.choice((article(unit), article(unit), "one"))
-    if q == 0.5 and named and draw < (0.7 if natural else 0.12):
-        return f"half {article(unit)}"
     if q.is_integer() and 1 <= q < len(WORDS) and draw < (0.6 if natural else 0.06):
         return WORDS[int(q)]
     if q.is_integer() and q >= 1000 and draw < 0.5:
         return f"{q:,.0f}"
     return f"{q:g}" if q < 1e6 else f"{q:,.0f}"
+
+
+def quantity_and_unit(q: float, name: str, rng: random.Random, natural: bool = False) -> tuple[str, str]:
+    """The quantity and the unit `name` as written together: ("half a", "day") now and then for 0.5 (the rule
+    when `natural`), else `unit_form` and `quantity_form` ("three", "feet"; "2,500", "m")."""
+    if q == 0.5 and rng.random() < (0.7 if natural else 0.12):
+        unit = BY_NAME[name].name
+        return f"half {article(unit)}", unit
+    unit = unit_form(name, q, rng)
+    return quantity_form(q, unit, rng, natural), unit
 
 
 def _case(text: str, rng: random.Random) -> str:
@@ -153,9 +162,8 @@ def compose(conv: Conversion, rng: random.Random, constructions: tuple[str, ...]
         story = rng.random() < (0.3 if natural else STORY_SHARE) and stories.get(dimension)
         construction = rng.choice(stories[dimension] if story else constructions)
         before, after = ("", "") if story else rng.choice(WRAPPERS)
-        src = unit_form(conv.src, conv.quantity, rng)
+        q, src = quantity_and_unit(conv.quantity, conv.src, rng, natural)
         dst = unit_form(conv.dst, 1 if rng.random() < SINGULAR_TARGET else 2, rng)
-        q = quantity_form(conv.quantity, src, rng, natural)
         if not q[0].isdigit() and "{q} {src}" not in construction:
             continue  # a word stands for a quantity only right before its unit
         if conv.src == conv.dst and src.lower() == dst.lower():

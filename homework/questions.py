@@ -116,8 +116,8 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
     while True:
         src, dst = (conv.src, conv.dst) if conv else draw_pair(rng)
         q = conv.quantity if conv and not wide else _quantity(rng, wide)  # wide: the pair from conv, a wide quantity
-        src_form = phrasing.unit_form(src, q, rng)
-        text = rng.choice(templates).format(q=phrasing.quantity_form(q, src_form, rng), src=src_form,
+        q_form, src_form = phrasing.quantity_and_unit(q, src, rng)
+        text = rng.choice(templates).format(q=q_form, src=src_form,
                                             dst=phrasing.unit_form(dst, 2, rng))
         text = text[0].upper() + text[1:]
         try:
@@ -204,16 +204,18 @@ class DataFileError(ValueError):
     """A write that would lose or silently change a committed data file."""
 
 
-def save_rows(rows: list, path: str | Path, expect: int | None = None, overwrite: bool = False) -> Path:
+def save_rows(rows: list, path: str | Path, expect: int | None = None, overwrite: bool = False,
+              allow_empty: bool = False) -> Path:
     """Write JSON atomically (beside, then rename): an interrupted write never leaves half a file.
 
-    Refused (DataFileError), before anything is written: no rows, fewer rows than `expect`, or a file that
-    `manifest.json` pins whose content would change, unless `overwrite`.
+    Refused (DataFileError), before anything is written: no rows (unless `allow_empty` and no file is there yet),
+    fewer rows than `expect`, or a file that `manifest.json` pins whose content would change, unless `overwrite`.
     """
     from . import manifest
 
     path = Path(path)
-    if not rows or (expect is not None and len(rows) < expect):
+    empty_ok = allow_empty and not path.exists()
+    if (not rows and not empty_ok) or (expect is not None and len(rows) < expect):
         raise DataFileError(f"refusing to write {path}: {len(rows)} rows" + (f", {expect} asked" if expect else ""))
     text = json.dumps(rows, indent=1) + "\n"
     pinned = manifest.pinned(path)

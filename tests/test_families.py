@@ -70,7 +70,8 @@ def test_held_out_family_wordings_never_reach_training_rows(sft_rows):
 def test_sft_rows_ask_as_people_write(sft_rows):
     """Articles, number words, "half a", a sentence of context first: each in the training rows."""
     text = [q.lower() for q, _ in sft_rows]
-    assert sum(bool(re.search(r"\b(a|an|one) (?!box)[a-z]", q)) and parse_question(q).quantity == 1 for q in text) > 30
+    assert sum(bool(re.search(r"\b(a|an|one) (?!box)[a-z]", q.lower())) and parse_question(q).quantity == 1
+               for q, _ in sft_rows) > 30
     assert sum("half a" in q for q in text) > 10
     assert sum(any(re.search(rf"\b{w}\b", q) for w in phrasing.WORDS[2:11]) for q in text) > 30
     assert sum(any(c.lower() in q for c in phrasing.CONTEXTS) for q in text) > 30

@@ -65,6 +65,9 @@ def test_save_rows_refuses_to_change_a_pinned_file_unless_asked(copy_of_the_repo
     questions.save_rows(rows, path)  # the same rows, the same bytes: no change, no refusal
     with pytest.raises(questions.DataFileError, match="0 rows"):
         questions.save_rows([], copy_of_the_repo / "data" / "new.json")
+    questions.save_rows([], copy_of_the_repo / "data" / "none.json", allow_empty=True)  # a new file may hold none
+    with pytest.raises(questions.DataFileError, match="0 rows"):  # but never empties one that is there
+        questions.save_rows([], path, overwrite=True, allow_empty=True)
     with pytest.raises(questions.DataFileError, match="3 rows, 5 asked"):
         questions.save_rows(rows[:3], copy_of_the_repo / "data" / "new.json", expect=5)
     questions.save_rows(rows[:-1], path, overwrite=True)

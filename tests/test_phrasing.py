@@ -77,7 +77,6 @@ def test_reword_keeps_answers_and_reasoning():
     (1.0, "meter", {"1", "one", "a"}),
     (1.0, "hour", {"1", "one", "an"}),        # "an hour"
     (1.0, "m", {"1", "one"}),                 # no article before a symbol
-    (0.5, "inch", {"0.5", "half an"}),
     (2.5, "meters", {"2.5"}),
     (2500.0, "meters", {"2500", "2,500"}),    # thousands with a comma, as people write them
     (15.0, "feet", {"15", "fifteen"}),
@@ -87,6 +86,16 @@ def test_quantity_forms(q, unit, expected):
     assert {phrasing.quantity_form(q, unit, rng) for _ in range(600)} == expected
     assert {phrasing.quantity_form(q, unit, rng, natural=True) for _ in range(200)} == expected
 
+
+@pytest.mark.parametrize("q, name, expected", [
+    (0.5, "inch", {("0.5", "inches"), ("half an", "inch")}),   # "half" takes the singular
+    (0.5, "hour", {("0.5", "hours"), ("half an", "hour")}),
+    (0.5, "mile", {("0.5", "miles"), ("half a", "mile")}),
+])
+def test_half_takes_the_singular_unit(q, name, expected):
+    rng = random.Random(0)
+    forms = {phrasing.quantity_and_unit(q, name, rng, natural=True) for _ in range(300)}
+    assert {(n, u.lower()) for n, u in forms if u.lower() in {name, name + "s", name + "es"}} == expected
 
 def test_natural_questions_read_back_and_vary():
     rng = random.Random(3)
