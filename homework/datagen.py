@@ -5,6 +5,8 @@
     python -m homework.datagen data/rft.json --model rft --model_dir runs/rft/round20/rft_model --hint \
         --oversample 4 --keep sound --calculator \
         --questions runs/rft/questions/rft_questions_r22_calc_wide.json   # round 22, the newest of data/rft.json
+    python -m homework.datagen data/rft_sound.json --model pairs --keep only_sound --calculator \
+        --questions runs/rft_sound/questions/round1_natural.json   # the CoT prompt's pair examples
     python -m homework.recipe run recipes/rft.json --plan             # every round's exact command
 
 The committed data/rft.json is the merged output of the 22 rounds of recipes/rft.json. With no options this
@@ -16,11 +18,12 @@ homework.rft train` then trains on the file.
 
 For each question, sample `oversample` completions; accept one only through the benchmark's own
 `parse_answer` + `is_answer_valid`, cut after `</answer>`. Among the accepted ones keep, by default
-(`--keep sound`), a *sound* one if there is any: the fact, the product and the answer in the trained shape
-and right (`soundness.reasoning_fault`, the strict check); the 5 % check alone also passes "7 * 25.4 = 171.6" or "1 quart = 0.946
-quarts, so 946 = 946 * 2 = 1946", and a model trained on those learns them. `--keep shortest` keeps the
-shortest accepted one (rounds 1-7 of data/rft.json). Rows are [question, answer, reasoning]. Rejected
-samples go to `<output>.rejected.jsonl` with the reason.
+(`--keep sound`), a *sound* one if there is any: every step true for the question, in any wording
+(`soundness.reasoning_fault`, the strict check); the 5 % check alone also passes "7 * 25.4 = 171.6" or "1 quart
+= 0.946 quarts, so 946 = 946 * 2 = 1946", and a model trained on those learns them. `--keep only_sound` never
+keeps an unsound one, so every row written is sound (as `--calculator` does); `--keep shortest` keeps the
+shortest accepted one (rounds 1-7 of data/rft.json). Rows are [question, answer, reasoning]. Rejected samples
+go to `<output>.rejected.jsonl` with the reason.
 Interrupted runs resume: finished questions are recorded in `<output>.<model>.progress.jsonl` and never
 sampled again; the output JSON is only ever replaced whole (write beside, then rename).
 
@@ -54,6 +57,10 @@ def _sampler(model: str, model_dir: str = "", checkpoint: str = "") -> BaseLLM:
         from .cot import ReasoningCoT
 
         return ReasoningCoT(checkpoint or None)
+    if model == "pairs":
+        from .cot import CoTModel
+
+        return CoTModel(checkpoint or None)
     if model == "rft":
         from .rft import MODEL_DIR, load
 
@@ -62,7 +69,7 @@ def _sampler(model: str, model_dir: str = "", checkpoint: str = "") -> BaseLLM:
         # load() itself keeps the adapter separate, so what is tested and graded is the adapter as saved.
         llm.model = llm.model.merge_and_unload()
         return llm
-    raise ValueError(f"--model must be cot or rft, not {model!r}")
+    raise ValueError(f"--model must be cot, pairs or rft, not {model!r}")
 
 
 def _naive_tokens_per_second(llm: BaseLLM, questions: list[str], oversample: int, temperature: float) -> float:
@@ -129,8 +136,9 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         naive_baseline: first time a naive loop (one `model.generate` per question and sample, no batching,
             no shared prefix) on this many questions, and report its tokens/s beside the batched run's.
         keep: sound (a sound accepted sample first, then the shortest; a question whose row in output_json
-            is not sound is sampled again, and its row replaced only by a sound one) or shortest (the shortest
-            accepted sample; questions with a row are never sampled again).
+            is not sound is sampled again, and its row replaced only by a sound one), only_sound (as sound, but
+            an unsound sample is never kept: every row written is sound) or shortest (the shortest accepted
+            sample; questions with a row are never sampled again).
         model_dir: with --model rft, the adapter folder to sample from (default: homework/rft_model).
         checkpoint: base model: a transformers name or path (default: the adapter's record, else the embedded one).
         calculator: sample with calculator decoding (homework/calculator.py): the model writes the fact and
@@ -148,8 +156,8 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     from .cli import comma_list
 
     redo = tuple(comma_list(redo))
-    if keep not in ("sound", "shortest"):
-        raise ValueError(f"--keep must be sound or shortest, not {keep!r}")
+    if keep not in ("sound", "only_sound", "shortest"):
+        raise ValueError(f"--keep must be sound, only_sound or shortest, not {keep!r}")
     output = Path(output_json)
     writable_dir(output.parent)
     if manifest.pinned(output) and not overwrite:
@@ -176,7 +184,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
         llm = with_calculator(llm)
     torch.manual_seed(seed + rank)  # each process its own draws
     def prompt(question: str) -> str:  # what the sampler is asked; the saved row keeps the bare question
-        return with_hint(question) if hint and model != "cot" else question
+        return with_hint(question) if hint and model == "rft" else question
 
     naive = _naive_tokens_per_second(llm, [prompt(q) for q, *_ in todo[:naive_baseline]], oversample,
                                      temperature) if naive_baseline and todo else None
@@ -201,7 +209,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
                         continue
                     loose = bool(reasoning_fault(question, reasoning))
                     stats["sound"] += not loose
-                    if loose and calculator:
+                    if loose and (calculator or keep == "only_sound"):
                         stats["unsound, dropped"] += 1
                         rejected.write(json.dumps({"question": question, "reason": "unsound", "text": text}) + "\n")
                         continue
@@ -226,7 +234,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     for question, (reasoning, by_calculator) in done.items():
         if not reasoning or question not in answers:
             continue
-        if question not in kept or (keep == "sound" and not reasoning_fault(question, reasoning)):
+        if question not in kept or (keep in ("sound", "only_sound") and not reasoning_fault(question, reasoning)):
             kept[question] = [question, answers[question], reasoning] + [{"calculator_filled": True}] * by_calculator
     save_rows(list(kept.values()), output, overwrite=overwrite, allow_empty=True)  # a new file may record none
     by_calculator = sum(1 for r in kept.values() if r[3:] and r[3].get("calculator_filled"))

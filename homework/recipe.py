@@ -18,6 +18,7 @@ beside the rows as `<rows stem>.rounds.json` (data/rft.rounds.json for the commi
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -66,7 +67,9 @@ def plan(recipe: dict, work: Path, checkpoint: str = "") -> list[tuple[str, list
             questions = pass_.pop("questions", "train")
             if not questions.endswith(".json") and questions not in ("train", "valid", "rows"):
                 questions = str(work / "questions" / f"{questions}.json")
-            sampler = ["--model", "rft", "--model_dir", str(previous)] if pass_.pop("model", "cot") == "rft" else []
+            model = pass_.pop("model", "cot")  # cot is datagen's default; rft samples the round before's adapter
+            sampler = (["--model", "rft", "--model_dir", str(previous)] if model == "rft"
+                       else ["--model", model] if model != "cot" else [])
             steps.append((f"{name} datagen {j}", python + ["homework.datagen", str(rows), "--questions", questions]
                           + sampler + _flags(pass_) + base))
             steps.append((f"{name} rounds {j}", ["rounds", str(rows), name]))
@@ -113,8 +116,23 @@ def _note_rounds(rows: Path, round_name: str) -> None:
     snapshot.write_text(json.dumps(current) + "\n")
 
 
-def _install(origin: Path, target: Path) -> None:
+def valid_accuracy(adapter: Path) -> float | None:
+    """The data/valid.json accuracy an adapter's record.json holds (`test_after`), None without one."""
+    try:
+        test = json.loads((adapter / "record.json").read_text()).get("test") or ""
+    except (OSError, json.JSONDecodeError):
+        return None
+    found = re.search(r"benchmark_result\.accuracy=([\d.]+)", test)
+    return float(found[1]) if found else None
+
+
+def _install(origin: Path, target: Path, allow_worse: bool = False) -> None:
     if origin.is_dir():
+        new, old = valid_accuracy(origin), valid_accuracy(target)
+        if old is not None and (new is None or new < old) and not allow_worse:
+            raise DataError(f"refusing to install {_relative(str(origin))} over {_relative(str(target))}: valid "
+                            f"accuracy {'untested' if new is None else f'{new:.3f}'} against the installed "
+                            f"{old:.3f} (--allow_worse to install it anyway)")
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(origin, tmp, ignore=shutil.ignore_patterns("runs"))
@@ -138,7 +156,8 @@ def _relative(arg: str) -> str:
     return arg[len(str(REPO)) + 1:] if arg.startswith(str(REPO) + "/") else arg
 
 
-def run(recipe: str, work_dir: str = "", plan_only: bool = False, checkpoint: str = "") -> str:
+def run(recipe: str, work_dir: str = "", plan_only: bool = False, checkpoint: str = "",
+        allow_worse: bool = False) -> str:
     """Run (or with --plan_only, print) every step of a recipe, skipping the steps already done.
 
     Args:
@@ -146,6 +165,8 @@ def run(recipe: str, work_dir: str = "", plan_only: bool = False, checkpoint: st
         work_dir: folder for regenerated questions, rows, adapters and state (default: runs/<recipe name>).
         plan_only: print each step's command and whether it is done, and run nothing (alias: --plan).
         checkpoint: base model for every step (a transformers name or path; default: the embedded model).
+        allow_worse: install the last adapter even when its card's data/valid.json accuracy is below the
+            installed one's, or missing (refused otherwise, before anything is replaced).
     """
     path = Path(recipe)
     try:
@@ -168,7 +189,7 @@ def run(recipe: str, work_dir: str = "", plan_only: bool = False, checkpoint: st
         elif argv[0] == "copy":
             shutil.copyfile(argv[1], argv[2])
         elif argv[0] == "install":
-            _install(Path(argv[1]), Path(argv[2]))
+            _install(Path(argv[1]), Path(argv[2]), allow_worse)
         else:
             if key.endswith(" train"):
                 output = Path(argv[argv.index("--output_dir") + 1])

@@ -1,6 +1,7 @@
 """The strict soundness check of a reasoning: every step it writes is true, and its steps carry the question's
 quantity through a true conversion fact to the answer.
 
+    python -m homework.soundness rows data/rft.json      # the causes over a file of reasoning rows
     python -m homework.soundness check "How many feet are in 3.5 meters?" "1 meter = 3.28 feet, so 3.5 meters = 3.5 * 3.28 = 11.5. <answer>11.5</answer>"
 
 Sound means all of these hold (each within TOLERANCE):
@@ -220,7 +221,27 @@ def check(question: str, reasoning: str) -> str:
     return reasoning_fault(question, reasoning) or "sound"
 
 
+def rows(path: str, show: int = 0) -> str:
+    """Count the causes over a file of [question, answer, reasoning, ...] rows (data/rft.json).
+
+    Args:
+        path: the rows file.
+        show: example rows printed for each cause other than sound.
+    """
+    from collections import Counter
+
+    from .data import load_rows
+
+    causes: Counter = Counter()
+    for question, _, reasoning, *_ in load_rows(path, (3, 4)):
+        cause = miss_cause(question, reasoning)
+        causes[cause] += 1
+        if cause != "sound" and causes[cause] <= show:
+            print(f"{cause}: {question!r} -> {reasoning!r}")
+    return f"{path}: {sum(causes.values())} rows; " + ", ".join(f"{c} {k}" for c, k in causes.most_common())
+
+
 if __name__ == "__main__":
     from .cli import run_cli
 
-    run_cli({"check": check})
+    run_cli({"check": check, "rows": rows})

@@ -208,6 +208,32 @@ def test_calculator_keeps_only_sound_rows_and_redo_revisits_the_faulty_ones(tmp_
     assert json.loads(loose_only.read_text()) == []
 
 
+def test_only_sound_writes_sound_rows_only(tmp_path, questions, monkeypatch):
+    """--keep only_sound, without the calculator: a question whose samples are all loose gets no row; the
+    others get their sound sample, so every row written passes the strict check."""
+    path, truth = questions
+    loose_first = list(truth)[:5]
+
+    class MixedSampler(FakeSampler):  # five questions get loose samples only; the rest a loose then a sound one
+        def batched_generate(self, prompts, num_return_sequences=None, temperature=0):
+            out = []
+            for p in prompts:
+                n = int(p.split()[-2])
+                sound = f"1 meter = 3.28 feet, so {n} meters = {n} * 3.28 = {n * 3.28:.4g}. <answer>{n * 3.28:.4g}</answer>"
+                loose = f"<answer>{self.truth[p]}</answer>"
+                out.append([loose, loose] if p in loose_first else [loose, sound])
+            return out
+
+    monkeypatch.setattr(datagen, "_sampler", lambda *args: MixedSampler(truth))
+    out = tmp_path / "rft.json"
+    datagen.generate_dataset(str(out), oversample=2, questions=str(path), model="pairs", keep="only_sound")
+    rows = json.loads(out.read_text())
+    assert len(rows) == len(truth) - 5 and not {r[0] for r in rows} & set(loose_first)
+    assert all(soundness.is_sound(q, reasoning) for q, _, reasoning in rows)
+    with pytest.raises(ValueError, match="only_sound"):
+        datagen.generate_dataset(str(out), questions=str(path), keep="soundest")
+
+
 def test_naive_baseline_is_measured_in_the_same_run(tmp_path, questions, monkeypatch, tiny_llm, capsys):
     path, _ = questions
     tiny_llm.max_new_tokens = 4

@@ -87,3 +87,28 @@ def test_two_rounds_on_the_tiny_model_chain_and_resume(tiny_checkpoint, tmp_path
     stamp = (second / "adapter_model.safetensors").stat().st_mtime_ns
     assert "steps done" in recipe.run(str(path), work_dir=str(work), checkpoint=tiny_checkpoint)
     assert (second / "adapter_model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_install_refuses_an_adapter_that_scored_below_the_installed_one(tmp_path):
+    """The recipe never puts a worse (or untested) adapter over a tested one unless asked to."""
+    from homework.data import DataError
+
+    def adapter(name: str, test: str | None) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "record.json").write_text(json.dumps({"test": test}))
+        (folder / "adapter_model.safetensors").write_text(name)
+        return folder
+
+    installed = adapter("installed", "benchmark_result.accuracy=0.9650 benchmark_result.answer_rate=1.0000")
+    worse = adapter("worse", "benchmark_result.accuracy=0.8410 benchmark_result.answer_rate=1.0000")
+    untested = adapter("untested", None)
+    better = adapter("better", "benchmark_result.accuracy=0.9700 benchmark_result.answer_rate=1.0000")
+    for candidate, shown in ((worse, "0.841"), (untested, "untested")):
+        with pytest.raises(DataError, match=f"accuracy {shown} against the installed 0.965"):
+            recipe._install(candidate, installed)
+        assert (installed / "adapter_model.safetensors").read_text() == "installed", "nothing replaced"
+    recipe._install(better, installed)
+    assert (installed / "adapter_model.safetensors").read_text() == "better"
+    recipe._install(worse, installed, allow_worse=True)
+    assert recipe.valid_accuracy(installed) == 0.841

@@ -1,6 +1,9 @@
 """The strict soundness check: every step a reasoning writes is true, and the steps carry the question's quantity
 through a true fact to the answer. Tables of cases, one comment each."""
 
+import json
+import re
+
 import pytest
 
 from homework import soundness
@@ -89,3 +92,14 @@ def test_every_cause_is_one_the_module_names():
 def test_the_check_command_says_sound_or_the_failing_step():
     assert soundness.check(*SOUND[0]) == "sound"
     assert soundness.check(*UNSOUND[1][:2]) == "fact: 1 pint = 2 pints is false"
+
+
+def test_the_rows_command_counts_each_row_by_its_cause(tmp_path, capsys):
+    rows = [[q, 1.0, r] for q, r in SOUND[:3]] + [[q, 1.0, r, {"calculator_filled": True}] for q, r, _ in UNSOUND[:2]]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(rows))
+    summary = soundness.rows(str(path), show=1)
+    counts = dict(re.findall(r"([a-z][a-z ]*?) (\d+)(?:,|$)", summary.split("rows; ")[1]))
+    assert summary.startswith(f"{path}: 5 rows; ") and counts.pop("sound") == "3"
+    assert sorted(counts) == sorted({UNSOUND[0][2], UNSOUND[1][2]}) and sum(map(int, counts.values())) == 2
+    assert len(capsys.readouterr().out.splitlines()) == len(counts), "one example a cause"
