@@ -112,3 +112,20 @@ def test_install_refuses_an_adapter_that_scored_below_the_installed_one(tmp_path
     assert (installed / "adapter_model.safetensors").read_text() == "better"
     recipe._install(worse, installed, allow_worse=True)
     assert recipe.valid_accuracy(installed) == 0.841
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "recipes").glob("*.json")))
+def test_every_recipe_option_is_an_option_of_its_command(name):
+    """A recipe replays only if each key it holds is still a flag of the command it is passed to."""
+    import inspect
+
+    from homework import datagen, questions
+
+    spec = json.loads((REPO / "recipes" / name).read_text())
+    make = set(inspect.signature(questions.make).parameters) | {"name"}
+    sample = set(inspect.signature(datagen.generate_dataset).parameters)
+    for round_ in spec.get("rounds", []):
+        for q in round_.get("questions", []):
+            assert set(q) <= make, (round_.get("name"), set(q) - make)
+        for d in round_.get("datagen", []):
+            assert set(d) <= sample, (round_.get("name"), set(d) - sample)
