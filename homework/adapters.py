@@ -15,7 +15,7 @@ from pathlib import Path
 from . import distributed, formats
 from .base_llm import BaseLLM
 from .cli import ModelUnavailable
-from .records import plot_loss, portable_base, read_record, write_record
+from .records import plot_loss, portable_base, read_record, sha256, write_record
 
 
 def finish(record: dict, output_dir: str, load, previous: dict, test_after: bool = True) -> str | None:
@@ -25,6 +25,9 @@ def finish(record: dict, output_dir: str, load, previous: dict, test_after: bool
         return None
     message = (f"saved {record['kind']} adapter to {output_dir} ({record['run']['steps']} steps, "
                f"{record['run']['train_minutes']} min)")
+    if record.pop("unchanged", False):
+        return (f"{record['kind']} adapter in {output_dir}: this run ({record['run']['steps']} steps, "
+                f"{record['run']['train_minutes']} min) made its very bytes, so its files were left as they are")
     if test_after:
         import gc
 
@@ -50,11 +53,18 @@ def _accuracy(summary: str | None) -> str:
     return found.group(1) if found else ""
 
 
-def save_adapter(model, output_dir: Path, record: dict, history: list, runs: Path | None = None) -> None:
-    """Write the adapter, its record, card, loss log and curve beside output_dir, then swap it in."""
+def save_adapter(model, output_dir: Path, record: dict, history: list, runs: Path | None = None) -> bool:
+    """Write the adapter, its record, card, loss log and curve beside output_dir, then swap it in.
+
+    A run that made the very bytes of the adapter already in output_dir (a reproduction) changes nothing there,
+    not even the card's minutes, and returns False; True when output_dir was replaced."""
     tmp = output_dir.with_name(output_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
+    weights = "adapter_model.safetensors"
+    if (output_dir / weights).exists() and sha256(tmp / weights) == sha256(output_dir / weights):
+        shutil.rmtree(tmp)
+        return False
     portable_base(tmp, record["base_model"])
     (tmp / "loss.json").write_text(json.dumps(history) + "\n")
     if runs is not None and runs.exists():
@@ -67,6 +77,7 @@ def save_adapter(model, output_dir: Path, record: dict, history: list, runs: Pat
         os.replace(output_dir, old)
     os.replace(tmp, output_dir)
     shutil.rmtree(old, ignore_errors=True)
+    return True
 
 
 def load_adapter(model_dir: Path, command: str, checkpoint: str | None = None) -> BaseLLM:

@@ -246,7 +246,8 @@ def train(config: TrainConfig, kind: str, encode, data: dict, completion: str, r
     }
     history = [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]
     if distributed.is_main():
-        save_adapter(model, output_dir, record, history, work_dir / "runs")
+        if not save_adapter(model, output_dir, record, history, work_dir / "runs"):
+            record["unchanged"] = True  # the same bytes as before: `adapters.finish` says so and writes nothing
         shutil.rmtree(work_dir, ignore_errors=True)
     distributed.leave()
     return record

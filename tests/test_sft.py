@@ -124,6 +124,21 @@ def trained(tiny_checkpoint, tmp_path_factory):
     return out
 
 
+def test_a_rerun_that_makes_the_same_bytes_leaves_every_file_as_it_is(tiny_checkpoint, tmp_path, monkeypatch):
+    """A reproduction changes nothing in the folder, not even the card's minutes; a different run replaces it."""
+    monkeypatch.setenv("HOMEWORK_DTYPE", "float32")
+    out = tmp_path / "sft_model"
+    options = dict(output_dir=str(out), checkpoint=tiny_checkpoint, n_rows=32, batch_size=8, max_steps=2,
+                   learning_rate=1e-2, test_after=False)
+    sft.train_model(**options)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    message = sft.train_model(**options)
+    assert "made its very bytes, so its files were left as they are" in message
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert "saved sft adapter" in sft.train_model(**{**options, "max_steps": 3})
+    assert (out / "adapter_model.safetensors").read_bytes() != before["adapter_model.safetensors"]
+
+
 def test_training_writes_adapter_card_and_curve(trained):
     names = {p.name for p in trained.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", records.RECORD_FILE, "loss.png", "runs"} <= names
