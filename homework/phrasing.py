@@ -107,18 +107,21 @@ def article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" or word.lower().startswith("hour") else "a"
 
 
-def quantity_form(q: float, unit: str, rng: random.Random, natural: bool = False) -> str:
+def quantity_form(q: float, unit: str, rng: random.Random, natural: bool = False, name: str = "") -> str:
     """The quantity as written before `unit` (the unit's written form): digits, or as people also write it.
 
     A 1 before a unit's singular name is now and then "a"/"an"/"one", a whole number up to twenty a word
-    ("three feet"), one from 1,000 a number with a thousands comma ("2,500 m"). `natural` makes those forms the
-    rule rather than the exception (the rows of `questions.generate(natural=...)`). "half a" needs the singular
-    unit, so `quantity_and_unit` writes it.
+    ("three feet"), one from 1,000 a number with a thousands comma ("2,500 m"). Given the unit's registry
+    `name`, a 0.5 is now and then "half a"/"half an", and the caller writes the unit's singular name after it
+    (`half_unit`). `natural` makes those forms the rule rather than the exception (the rows of
+    `questions.generate(natural=...)`). One draw of `rng` whatever the form.
     """
     draw = rng.random()
     named = unit.lower() in {BY_NAME[n].name for n in BY_NAME}
     if q == 1 and named and draw < (0.7 if natural else 0.12):
         return rng.choice((article(unit), article(unit), "one"))
+    if q == 0.5 and (named or name) and draw < (0.7 if natural else 0.12):
+        return f"half {article(BY_NAME[name].name if name else unit)}"
     if q.is_integer() and 1 <= q < len(WORDS) and draw < (0.6 if natural else 0.06):
         return WORDS[int(q)]
     if q.is_integer() and q >= 1000 and draw < 0.5:
@@ -126,18 +129,17 @@ def quantity_form(q: float, unit: str, rng: random.Random, natural: bool = False
     return f"{q:g}" if q < 1e6 else f"{q:,.0f}"
 
 
-def quantity_and_unit(q: float, name: str, rng: random.Random, natural: bool = False) -> tuple[str, str]:
-    """The quantity and the unit `name` as written together: ("half a", "day") now and then for 0.5 (the rule
-    when `natural`), else `unit_form` and `quantity_form` ("three", "feet"; "2,500", "m")."""
-    if q == 0.5 and rng.random() < (0.7 if natural else 0.12):
-        unit = BY_NAME[name].name
-        return f"half {article(unit)}", unit
-    unit = unit_form(name, q, rng)
-    return quantity_form(q, unit, rng, natural), unit
+def spelled(q: float, unit: str, rng: random.Random, natural: bool, name: str) -> list[tuple[str, str]]:
+    """The (quantity, unit) texts to try, in order, for `q` before `unit` (the unit's written form, `name` its
+    registry name): "half a" with the singular name first when `quantity_form` draws it, then the digits and
+    `unit`, which every construction reads. One draw of `rng`, as `quantity_form`."""
+    text = quantity_form(q, unit, rng, natural, name)
+    if text.startswith("half "):
+        return [(text, BY_NAME[name].name), (f"{q:g}", unit)]
+    return [(text, unit)]
 
 
-def _case(text: str, rng: random.Random) -> str:
-    draw = rng.random()
+def _case(text: str, draw: float) -> str:
     if draw < 0.04:
         return text.upper()
     if draw < 0.5:
@@ -162,20 +164,25 @@ def compose(conv: Conversion, rng: random.Random, constructions: tuple[str, ...]
         story = rng.random() < (0.3 if natural else STORY_SHARE) and stories.get(dimension)
         construction = rng.choice(stories[dimension] if story else constructions)
         before, after = ("", "") if story else rng.choice(WRAPPERS)
-        q, src = quantity_and_unit(conv.quantity, conv.src, rng, natural)
+        src = unit_form(conv.src, conv.quantity, rng)
         dst = unit_form(conv.dst, 1 if rng.random() < SINGULAR_TARGET else 2, rng)
-        if not q[0].isdigit() and "{q} {src}" not in construction:
-            continue  # a word stands for a quantity only right before its unit
-        if conv.src == conv.dst and src.lower() == dst.lower():
-            continue  # "5 ml in ml" asks nothing
-        text = _case(before + construction.format(q=q, src=src, dst=dst) + after, rng) + rng.choice(ENDINGS)
-        if not story and rng.random() < (0.3 if natural else CONTEXT_SHARE):
-            text = f"{rng.choice(contexts)} {_sentence(text)}"
-        try:
-            if parse_question(text) == conv:
-                return text
-        except UnitError:
-            pass  # a form that reads two ways in this construction: draw again
+        forms = spelled(conv.quantity, src, rng, natural, conv.src)
+        if conv.src == conv.dst:  # two names of one unit: the quantity in digits, and "5 ml in ml" asks nothing
+            forms = [] if src.lower() == dst.lower() else forms[-1:]
+        forms = [(q, unit) for q, unit in forms if q[0].isdigit() or "{q} {src}" in construction]
+        if not forms:  # a word stands for a quantity only right before its unit
+            continue
+        case = rng.random()
+        ending = rng.choice(ENDINGS)
+        context = rng.choice(contexts) if not story and rng.random() < (0.3 if natural else CONTEXT_SHARE) else ""
+        for q, unit in forms:  # "half a day" first where drawn, else (or where it reads two ways) "0.5 days"
+            text = _case(before + construction.format(q=q, src=unit, dst=dst) + after, case) + ending
+            text = f"{context} {_sentence(text)}" if context else text
+            try:
+                if parse_question(text) == conv:
+                    return text
+            except UnitError:
+                pass  # a form that reads two ways in this construction: the next, or draw again
     raise UnitError(f"no phrasing found for {conv}")
 
 

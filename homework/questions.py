@@ -116,15 +116,18 @@ def make_question(rng: random.Random, wide: bool = False, conv: Conversion | Non
     while True:
         src, dst = (conv.src, conv.dst) if conv else draw_pair(rng)
         q = conv.quantity if conv and not wide else _quantity(rng, wide)  # wide: the pair from conv, a wide quantity
-        q_form, src_form = phrasing.quantity_and_unit(q, src, rng)
-        text = rng.choice(templates).format(q=q_form, src=src_form,
-                                            dst=phrasing.unit_form(dst, 2, rng))
-        text = text[0].upper() + text[1:]
-        try:
-            if parse_question(text) == Conversion(q, src, dst):
-                return text, answer_of(Conversion(q, src, dst))
-        except UnitError:
-            pass  # a spelling that reads ambiguously in this template: draw again
+        src_form = phrasing.unit_form(src, q, rng)
+        template = rng.choice(templates)  # the draws in this order: unit, template, quantity, target unit
+        forms = phrasing.spelled(q, src_form, rng, False, src)
+        dst_form = phrasing.unit_form(dst, 2, rng)
+        for q_form, unit in forms:  # "half a mile" where drawn, else (or where it reads two ways) "0.5 miles"
+            text = template.format(q=q_form, src=unit, dst=dst_form)
+            text = text[0].upper() + text[1:]
+            try:
+                if parse_question(text) == Conversion(q, src, dst):
+                    return text, answer_of(Conversion(q, src, dst))
+            except UnitError:
+                pass  # a spelling that reads ambiguously in this template: the next, or draw again
 
 
 def answer_of(conv: Conversion) -> float:

@@ -94,8 +94,10 @@ def test_quantity_forms(q, unit, expected):
 ])
 def test_half_takes_the_singular_unit(q, name, expected):
     rng = random.Random(0)
-    forms = {phrasing.quantity_and_unit(q, name, rng, natural=True) for _ in range(300)}
-    assert {(n, u.lower()) for n, u in forms if u.lower() in {name, name + "s", name + "es"}} == expected
+    plural = phrasing.BY_NAME[name].plural
+    forms = {phrasing.spelled(q, plural, rng, True, name)[0] for _ in range(300)}
+    assert forms == expected
+    assert phrasing.spelled(q, plural, random.Random(1), True, name)[-1] == ("0.5", plural), "digits last"
 
 def test_natural_questions_read_back_and_vary():
     rng = random.Random(3)
