@@ -6,7 +6,7 @@
         --oversample 4 --keep sound --calculator \
         --questions runs/rft/questions/rft_questions_r22_calc_wide.json   # round 22, the newest of data/rft.json
     python -m homework.datagen data/rft_sound.json --model pairs --keep only_sound --calculator \
-        --questions runs/rft_sound/questions/round1_natural.json   # the CoT prompt's pair examples
+        --questions runs/rft_sound/questions/round1_course.json    # recipes/rft_sound.json round 1
     python -m homework.recipe run recipes/rft.json --plan             # every round's exact command
 
 The committed data/rft.json is the merged output of the 22 rounds of recipes/rft.json. With no options this

@@ -113,8 +113,9 @@ def quantity_form(q: float, unit: str, rng: random.Random, natural: bool = False
     A 1 before a unit's singular name is now and then "a"/"an"/"one", a whole number up to twenty a word
     ("three feet"), one from 1,000 a number with a thousands comma ("2,500 m"). Given the unit's registry
     `name`, a 0.5 is now and then "half a"/"half an", and the caller writes the unit's singular name after it
-    (`half_unit`). `natural` makes those forms the rule rather than the exception (the rows of
-    `questions.generate(natural=...)`). One draw of `rng` whatever the form.
+    (`spelled` does both). `natural` makes those forms the rule rather than the exception (the rows of
+    `questions.generate(natural=...)`). The draws of `rng` do not depend on `name`, so naming it moves no other
+    draw.
     """
     draw = rng.random()
     named = unit.lower() in {BY_NAME[n].name for n in BY_NAME}
@@ -132,7 +133,7 @@ def quantity_form(q: float, unit: str, rng: random.Random, natural: bool = False
 def spelled(q: float, unit: str, rng: random.Random, natural: bool, name: str) -> list[tuple[str, str]]:
     """The (quantity, unit) texts to try, in order, for `q` before `unit` (the unit's written form, `name` its
     registry name): "half a" with the singular name first when `quantity_form` draws it, then the digits and
-    `unit`, which every construction reads. One draw of `rng`, as `quantity_form`."""
+    `unit`, which every construction reads. The same draws of `rng` as `quantity_form`."""
     text = quantity_form(q, unit, rng, natural, name)
     if text.startswith("half "):
         return [(text, BY_NAME[name].name), (f"{q:g}", unit)]
