@@ -299,9 +299,9 @@ def bench(n: int = 32, dtype: str | None = None) -> str:
     return (f"{n} prompts, {str(llm.dtype).replace('torch.', '')}, {torch.get_num_threads()} threads: "
             f"loop {t_loop:.2f} s, batched {t_batched:.2f} s, speed-up {t_loop / t_batched:.1f}x, "
             f"identical outputs {same}/{n}\n"
-            f"batch 1: {per_token:.1f} ms a token, {per_token / floor:.1f}x its floor of {floor:.1f} ms "
+            f"batch 1: {per_token:.2f} ms a token, {per_token / floor:.1f}x its floor of {floor:.2f} ms "
             f"({weights / 1e6:.0f} MB of weights at {bandwidth / 1e9:.0f} GB/s, a bf16 sum measured here); "
-            f"model.generate {through_generate:.1f} ms")
+            f"model.generate {through_generate:.2f} ms")
 
 
 def main() -> None:
