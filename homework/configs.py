@@ -81,6 +81,8 @@ class SFTConfig(TrainConfig):
         natural: share of generated rows asked as people write ("a gallon", "three feet", "half a day", a
             sentence of context first).
         held_out: data files whose questions no generated row asks, comma-separated.
+        decimal_steps: a row whose quantity has a fractional part answers in steps (the whole part and the
+            fraction, each times the fact, then their sum: `formats.stepped_completion`), not the answer alone.
     """
 
     output_dir: str = str(SFT_MODEL_DIR)
@@ -112,6 +114,7 @@ class SFTConfig(TrainConfig):
     held_out: tuple[str, ...] = ("valid.json", "valid_wide.json", "people.json", "valid_constructions.json",
                                  "valid_units_first.json", "valid_same_unit.json", "valid_decimal.json",
                                  "valid_natural.json")
+    decimal_steps: bool = False
 
 
 @dataclasses.dataclass

@@ -49,6 +49,30 @@ def sft_completion(answer: float) -> str:
     return " " + format_answer(answer)
 
 
+def stepped_completion(question: str, answer: float) -> str:
+    """SFT's answer to a question whose quantity has a fractional part, worked in steps the model knows by
+    heart: the whole part and the fraction, each times the fact, then their sum ("8.5 * 33.8 = 8 * 33.8 + 0.5 *
+    33.8 = 270 + 16.9 = 287. <answer>287</answer>"); the answer alone (`sft_completion`) for a whole quantity or
+    a question the registry cannot read. Remembering 8.5 L in fluid ounces outright is what SFT got wrong on
+    half its halves and tenths (docs/training.md)."""
+    try:
+        conv = parse_question(question)
+    except UnitError:
+        return sft_completion(answer)
+    whole = math.floor(conv.quantity)
+    part = round(conv.quantity - whole, 6)
+    if not part or not is_answer_valid(conv.answer, answer):
+        return sft_completion(answer)
+    f = fact_number(factor(conv.src, conv.dst))
+    q, p = format_number(conv.quantity), format_number(part)
+    if not whole:
+        product = product_text(p, f)
+        return f" {q} * {f} = {product}. {OPEN}{product}{CLOSE}"
+    a, b = product_text(whole, f), product_text(p, f)
+    total = sum_text(a, b)
+    return f" {q} * {f} = {whole} * {f} + {p} * {f} = {a} + {b} = {total}. {OPEN}{total}{CLOSE}"
+
+
 def rft_completion(reasoning: str) -> str:
     """What the RFT model writes after the prompt: its accepted reasoning, ending in the answer tag."""
     return " " + reasoning.strip()
@@ -56,7 +80,7 @@ def rft_completion(reasoning: str) -> str:
 
 # The names an adapter record stores for the formats it was trained with (see `homework.training`).
 FORMATS = {"prompt": {"question": question_prompt},
-           "completion": {"answer": sft_completion, "reasoning": rft_completion}}
+           "completion": {"answer": sft_completion, "answer_steps": stepped_completion, "reasoning": rft_completion}}
 
 _ANSWER = re.compile(r"<answer>\s*([-+]?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
 
@@ -142,6 +166,17 @@ def product_text(a: str | float, b: str | float) -> str:
         if "e" not in scaled:
             return f"{scaled}e{int(ea or 0) + int(eb or 0)}"
     return format_number(value, FACT_DIGITS)
+
+
+def sum_text(a: str, b: str) -> str:
+    """The sum of two products as `product_text` writes them; a power of ten they share is kept as it stands
+    ("28.8e3" + "1.8e3" -> "30.6e3")."""
+    (ma, _, ea), (mb, _, eb) = (x.lower().partition("e") for x in (a, b))
+    if ea and ea == eb:
+        scaled = format_number(float(ma) + float(mb), FACT_DIGITS)
+        if "e" not in scaled:
+            return f"{scaled}e{int(ea)}"
+    return format_number(float(a) + float(b), FACT_DIGITS)
 
 
 def judge(text: str, answer: float) -> tuple[str, str]:

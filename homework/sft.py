@@ -26,6 +26,9 @@ from .units import DIMENSIONS
 
 TRAIN_COMMAND = "python -m homework.sft train"
 ANSWER_TOKENS = 24  # enough for " <answer>1.23e-9</answer>" plus EOS
+STEPS_TOKENS = 80  # enough for the longest stepped answer (`formats.stepped_completion`, ~65 tokens) plus EOS
+
+
 def training_rows(config: SFTConfig) -> list:
     if config.data:
         return load_rows(config.data, min_rows=1)
@@ -35,9 +38,17 @@ def training_rows(config: SFTConfig) -> list:
 
 
 
-def encode_rows(tokenizer, rows: list, ending_every: int = 1) -> list[dict]:
-    """Tokenized rows; all but one in `ending_every` stop after the first token of the closing tag."""
-    data = [formats.encode(tokenizer, formats.question_prompt(q), formats.sft_completion(a)) for q, a, *_ in rows]
+def completion_format(config: SFTConfig) -> str:
+    """The name of the completion the recipe trains (`formats.FORMATS`)."""
+    return "answer_steps" if config.decimal_steps else "answer"
+
+
+def encode_rows(tokenizer, rows: list, ending_every: int = 1, completion: str = "answer") -> list[dict]:
+    """Tokenized rows in the named completion format; all but one in `ending_every` stop after the first token
+    of the closing tag."""
+    write = formats.FORMATS["completion"][completion]
+    data = [formats.encode(tokenizer, formats.question_prompt(q), write(q, a) if completion == "answer_steps"
+                           else write(a)) for q, a, *_ in rows]
     if ending_every > 1:
         tail = formats.ending_tokens(tokenizer)
         data = [row if i % ending_every == 0 else formats.trim_ending(row, tail) for i, row in enumerate(data)]
@@ -51,6 +62,8 @@ def _describe(config: SFTConfig, rows: list) -> dict:
     return {"source": "generated", "rows": len(rows),
             "description": f"generated questions (`homework/questions.py`, {config.composed:.0%} composed, balanced over "
                            "each drawn dimension's unit pairs, no held-out question), loss on the answer only"
+                           + (" (worked in steps where the quantity has a fractional part)" if config.decimal_steps
+                              else "")
                            + (f"; {config.ending_every - 1} rows in {config.ending_every} end at the closing "
                               "tag's \"</\"" if config.ending_every > 1 else "")}
 
@@ -62,8 +75,9 @@ def _train(config: SFTConfig, resume: bool = False, test_after: bool = True, ove
     config = dataclasses.replace(config, dimensions=config.dimensions or DIMENSIONS)
     rows = training_rows(config)
     previous = records.read_record(Path(config.output_dir))
-    record = training.train(config, "sft", lambda tok: encode_rows(tok, rows, config.ending_every),
-                            _describe(config, rows), "answer", resume)
+    completion = completion_format(config)
+    record = training.train(config, "sft", lambda tok: encode_rows(tok, rows, config.ending_every, completion),
+                            _describe(config, rows), completion, resume)
     return adapters.finish(record, config.output_dir, load, previous, test_after)
 
 
@@ -76,7 +90,8 @@ train_model = config_command(
 def load(model_dir: str | Path = MODEL_DIR, checkpoint: str | None = None) -> BaseLLM:
     """The SFT adapter on its base model (the base named in its record, unless `checkpoint` is given)."""
     llm = adapters.load_adapter(Path(model_dir), TRAIN_COMMAND, checkpoint)
-    llm.max_new_tokens = ANSWER_TOKENS
+    stepped = records.read_record(Path(model_dir)).get("format", {}).get("completion") == "answer_steps"
+    llm.max_new_tokens = STEPS_TOKENS if stepped else ANSWER_TOKENS
     return llm
 
 
@@ -118,7 +133,7 @@ def profile(steps: int = 3) -> str:
 
 
 def _speed_encoder(config: SFTConfig):
-    return lambda tok, r, trim: encode_rows(tok, r, config.ending_every if trim else 1)
+    return lambda tok, r, trim: encode_rows(tok, r, config.ending_every if trim else 1, completion_format(config))
 
 
 def main() -> None:

@@ -30,6 +30,17 @@ def test_labels_cover_only_answer_and_eos(tokenizer):
     assert row["labels"][prompt_len:] == row["input_ids"][prompt_len:]
 
 
+def test_stepped_rows_work_a_fractional_quantity_and_answer_a_whole_one_alone(tokenizer):
+    rows = [("How many feet are in 7.5 meters?", 24.6063), ("How many feet are in 7 meters?", 22.9659)]
+    stepped, whole = sft.encode_rows(tokenizer, rows, completion="answer_steps")
+    labelled = [t for t, l in zip(stepped["input_ids"], stepped["labels"]) if l != -100]
+    assert tokenizer.decode(labelled) == (" 7.5 * 3.28 = 7 * 3.28 + 0.5 * 3.28 = 23 + 1.64 = 24.6. "
+                                          "<answer>24.6</answer>" + tokenizer.eos_token)
+    assert whole == sft.encode_rows(tokenizer, rows[1:])[0]
+    assert sft.completion_format(sft.SFTConfig(decimal_steps=True)) == "answer_steps"
+    assert sft.completion_format(sft.SFTConfig()) == "answer"
+
+
 def test_collator_pads_right_and_masks_padding(tokenizer):
     rows = sft.encode_rows(tokenizer, [("Convert 1 m to ft.", 3.28), ("How many grams are in 3 metric tons?", 3e6)])
     batch = batches.PadCollator(tokenizer.pad_token_id)(rows)

@@ -103,3 +103,16 @@ def test_the_rows_command_counts_each_row_by_its_cause(tmp_path, capsys):
     assert summary.startswith(f"{path}: 5 rows; ") and counts.pop("sound") == "3"
     assert sorted(counts) == sorted({UNSOUND[0][2], UNSOUND[1][2]}) and sum(map(int, counts.values())) == 2
     assert len(capsys.readouterr().out.splitlines()) == len(counts), "one example a cause"
+
+
+def test_sfts_stepped_answers_are_sound_and_right():
+    from homework import formats
+    from homework.questions import generate
+
+    rows = generate(300, seed=5, balanced=True, decimals=1.0, composed=0.5)
+    assert sum(formats.stepped_completion(q, a) != formats.sft_completion(a) for q, a in rows) > 250
+    for question, answer in rows:
+        completion = formats.stepped_completion(question, answer)
+        assert formats.judge(completion, answer)[0] == "ok", (question, completion)
+        assert soundness.reasoning_fault(question, completion.strip()) == "", (question, completion)
+    assert formats.stepped_completion("How many wibbles in 2.5 wobbles?", 3.0) == formats.sft_completion(3.0)
