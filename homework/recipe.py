@@ -54,9 +54,9 @@ def plan(recipe: dict, work: Path, checkpoint: str = "") -> list[tuple[str, list
     steps: list[tuple[str, list[str]]] = []
     if recipe.get("start_rows"):
         steps.append(("start rows", ["copy", str(REPO / recipe["start_rows"]), str(rows)]))
-    previous = None
+    previous, last = None, ""
     for i, round_ in enumerate(recipe["rounds"], 1):
-        name = round_.get("name", f"round{i}")
+        name = last = round_.get("name", f"round{i}")
         for spec in round_.get("questions", []):
             spec = dict(spec)
             path = work / "questions" / f"{spec.pop('name')}.json"
@@ -92,11 +92,12 @@ def plan(recipe: dict, work: Path, checkpoint: str = "") -> list[tuple[str, list
         data = ["--data", str(rows)] if kind == "rft" else []
         steps.append(("ship train", python + [f"homework.{kind}", "train", "--output_dir", str(output)] + data
                       + _flags(recipe["ship"] or {}) + base))
-        previous = output
+        previous, last = output, "ship"
+    # the key names the step whose output it installs, so a round added later installs its own output again
     for source, target in (("adapter", recipe.get("install")), ("rows", recipe.get("install_rows"))):
         if target and previous is not None:
             origin = previous if source == "adapter" else rows
-            steps.append((f"install {source}", ["install", str(origin), str(REPO / target)]))
+            steps.append((f"install {source} after {last}", ["install", str(origin), str(REPO / target)]))
     return steps
 
 

@@ -29,7 +29,7 @@ def test_rft_plan_chains_each_round_to_the_one_before():
     ship = dict(steps)["ship train"]
     assert ship[2:6] == ["homework.rft", "train", "--output_dir", "/w/ship/rft_model"] and "--init_adapter" not in ship
     assert ship[6:] == ["--data", "/w/rft.json"], "the shipped adapter: the defaults, from the base, on all rows"
-    assert dict(steps)["install adapter"] == ["install", "/w/ship/rft_model", str(REPO / "homework" / "rft_model")]
+    assert dict(steps)["install adapter after ship"] == ["install", "/w/ship/rft_model", str(REPO / "homework" / "rft_model")]
     samplers = [argv for key, argv in steps if " datagen " in key]
     assert "--model" not in samplers[0], "round 1 samples the CoT model"
     # a pass samples either the CoT model (no --model) or an adapter of an earlier round, never data/ or homework/
@@ -40,13 +40,13 @@ def test_rft_plan_chains_each_round_to_the_one_before():
     made = {argv[4] for key, argv in steps if " questions " in key}
     read = {argv[argv.index("--questions") + 1] for argv in samplers} - {"train", "rows"}
     assert read <= made and all(p.startswith("/w/questions/") for p in made)
-    assert [key for key, _ in steps[-2:]] == ["install adapter", "install rows"]
+    assert [key for key, _ in steps[-2:]] == ["install adapter after ship", "install rows after ship"]
 
 
 def test_sft_recipe_is_the_bare_train_command():
     """recipes/sft.json holds no default: its one step is `python -m homework.sft train`, then the install."""
     steps = recipe.plan(json.loads((REPO / "recipes" / "sft.json").read_text()), Path("/w"))
-    assert [key for key, _ in steps] == ["ship train", "install adapter"]
+    assert [key for key, _ in steps] == ["ship train", "install adapter after ship"]
     assert steps[0][1][2:] == ["homework.sft", "train", "--output_dir", "/w/ship/sft_model"]
 
 
@@ -54,6 +54,18 @@ def test_plan_only_prints_every_command_and_runs_none(tmp_path):
     out = recipe.run(str(REPO / "recipes" / "rft.json"), work_dir=str(tmp_path / "w"), plan_only=True)
     assert out.count("python -m homework.rft train") == 22 and out.count("python -m homework.questions make") == 26
     assert not (tmp_path / "w").exists(), "planning must not create or run anything"
+
+
+def test_a_round_added_after_the_install_installs_its_rows_again():
+    """The install step is keyed by the round it installs: state.json's "done" for round 1's install must not
+    skip installing round 2's rows."""
+    one = {"kind": "rft", "rows": "r.json", "install_rows": "data/x.json",
+           "rounds": [{"name": "a", "datagen": [{"questions": "train"}], "train": {}}]}
+    two = {**one, "rounds": one["rounds"] + [{"name": "b", "datagen": [{"questions": "train", "model": "rft"}],
+                                              "train": None}]}
+    first, second = (dict(recipe.plan(r, Path("/w"))) for r in (one, two))
+    assert [k for k in first if k.startswith("install")] == ["install rows after a"]
+    assert [k for k in second if k.startswith("install")] == ["install rows after b"]
 
 
 @pytest.mark.slow
@@ -82,7 +94,7 @@ def test_two_rounds_on_the_tiny_model_chain_and_resume(tiny_checkpoint, tmp_path
     rounds = json.loads((work / "rows.rounds.json").read_text())["rounds"]
     assert set(rounds) == {r[0] for r in rows}
     done = json.loads((work / "state.json").read_text())
-    assert "b train" in done and "install adapter" in done
+    assert "b train" in done and "install adapter after b" in done
     # a rerun finds every step done and runs nothing (the adapters keep their files untouched)
     stamp = (second / "adapter_model.safetensors").stat().st_mtime_ns
     assert "steps done" in recipe.run(str(path), work_dir=str(work), checkpoint=tiny_checkpoint)
