@@ -29,7 +29,8 @@ def test_rft_plan_chains_each_round_to_the_one_before():
     ship = dict(steps)["ship train"]
     assert ship[2:6] == ["homework.rft", "train", "--output_dir", "/w/ship/rft_model"] and "--init_adapter" not in ship
     assert ship[6:] == ["--data", "/w/rft.json"], "the shipped adapter: the defaults, from the base, on all rows"
-    assert dict(steps)["install adapter after ship"] == ["install", "/w/ship/rft_model", str(REPO / "homework" / "rft_model")]
+    installed = dict(steps)["install adapter after ship"]
+    assert installed == ["install", "/w/ship/rft_model", str(REPO / "homework" / "rft_model")]
     samplers = [argv for key, argv in steps if " datagen " in key]
     assert "--model" not in samplers[0], "round 1 samples the CoT model"
     # a pass samples either the CoT model (no --model) or an adapter of an earlier round, never data/ or homework/
