@@ -120,7 +120,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
                      questions: str = "train", model: str = "cot", limit: int | None = None,
                      hint: bool = False, seed: int = 0, naive_baseline: int = 0, keep: str = "sound",
                      model_dir: str = "", checkpoint: str = "", calculator: bool = False,
-                     redo: str | tuple[str, ...] = (), overwrite: bool = False) -> str | None:
+                     redo: str | tuple[str, ...] = (), overwrite: bool = False, steps: bool = False) -> str | None:
     """Sample, filter and merge RFT rows into output_json (sharded over the processes of `accelerate launch`).
 
     Args:
@@ -150,6 +150,9 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
             is. With --questions rows (output_json's own questions) this revisits the rows that teach them.
         overwrite: write into a committed data file pinned in manifest.json (data/rft.json); refused before
             any sampling without it.
+        steps: with --calculator, the calculator writes a product whose factor has several digits in steps
+            (`formats.product_steps`: "7 * 3.28 = 21 + 1.4 + 0.56 = 22.96"), the shape a model can then carry
+            without it.
     """
     import torch
 
@@ -181,7 +184,9 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
     todo = [r for r in shard if not settled(r[0]) and r[0] not in done]
     llm = _sampler(model, model_dir, checkpoint)
     if calculator:
-        llm = with_calculator(llm)
+        llm = with_calculator(llm, steps)
+    elif steps:
+        raise ValueError("--steps is how the calculator writes a product: it needs --calculator")
     torch.manual_seed(seed + rank)  # each process its own draws
     def prompt(question: str) -> str:  # what the sampler is asked; the saved row keeps the bare question
         return with_hint(question) if hint and model == "rft" else question
@@ -217,7 +222,7 @@ def generate_dataset(output_json: str, oversample: int = 10, temperature: float 
                     if best is None or order < best_order:
                         best, best_order = reasoning, order
                 record = {"question": question, "answer": answer, "reasoning": best}
-                if calculator and best and filled(best):
+                if calculator and best and filled(best, steps):
                     record["calculator_filled"] = True
                 prog.write(json.dumps(record) + "\n")
                 mine[question] = best

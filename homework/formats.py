@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal, InvalidOperation
 
 from .data import is_answer_valid
 from .units import BY_NAME, UnitError, factor, format_number, parse_question
@@ -166,6 +167,41 @@ def product_text(a: str | float, b: str | float) -> str:
         if "e" not in scaled:
             return f"{scaled}e{int(ea or 0) + int(eb or 0)}"
     return format_number(value, FACT_DIGITS)
+
+
+def product_steps(a: str | float, b: str | float) -> str | None:
+    """The product `a * b` worked in steps the model knows by heart: the quantity times each digit of the
+    factor in its place, then their sum, written in full ("7 * 3.28" -> "21 + 1.4 + 0.56 = 22.96", "8 *
+    3.65e4" -> "24e4 + 4.8e4 + 0.4e4 = 29.2e4"). None where there is nothing to split: a factor of one digit
+    ("1e3", "8e6"), a quantity of 1 or a power of ten, or a quantity written with a power of ten. Written in
+    one go, the product was the 135M model's commonest error ("6 * 25.4 = 158"; docs/experiments.md)."""
+    ma, _, ea = str(a).lower().partition("e")
+    mb, _, eb = str(b).lower().partition("e")
+    try:
+        quantity, mantissa = Decimal(ma), Decimal(mb)
+    except InvalidOperation:
+        return None
+    if ea or not quantity.is_finite() or not mantissa.is_finite() or quantity <= 0:
+        return None
+    _, digits, exponent = mantissa.as_tuple()
+    places = [Decimal(d).scaleb(len(digits) - 1 - i + exponent) for i, d in enumerate(digits) if d]
+    if len(places) < 2 or quantity.normalize().as_tuple().digits == (1,):
+        return None
+    power = f"e{int(eb)}" if eb else ""
+
+    def text(x: Decimal) -> str:
+        return format(x.normalize(), "f") + power
+
+    parts = [quantity * place for place in places]
+    return " + ".join(text(p) for p in parts) + " = " + text(sum(parts))
+
+
+_STEPS = re.compile(r"\d \* [^=]*=\s*[-+]?\d[\d.]*(?:e[-+]?\d+)? \+ ")
+
+
+def worked_in_steps(reasoning: str) -> bool:
+    """Whether a reasoning works its product in steps: "A * B = p1 + p2 ..." (`product_steps`)."""
+    return bool(_STEPS.search(reasoning))
 
 
 def sum_text(a: str, b: str) -> str:

@@ -7,7 +7,8 @@
 A recipe file lists rounds. Each round names its fresh questions by their generator spec (n, seed, wide,
 dimensions; regenerated into the work folder by today's generator, never committed), the datagen passes, and the
 training options, with `"from_previous": true` to go on training the round before's adapter (`"train": null`:
-the round only samples). A recipe's `"ship"` step trains the shipped adapter: the train command with its
+the round only samples; `"in_steps": true`: the round first rewrites the rows' calculator-filled products in
+steps, `python -m homework.calculator steps`). A recipe's `"ship"` step trains the shipped adapter: the train command with its
 defaults, from the base, on the rows the rounds made; its options hold no default, only experiments. Every step is
 one command; the runner records finished steps in `<work_dir>/state.json`, so a rerun after an interruption
 skips them (datagen and training resume inside a step on their own). The last round's adapter and rows are
@@ -57,6 +58,9 @@ def plan(recipe: dict, work: Path, checkpoint: str = "") -> list[tuple[str, list
     previous, last = None, ""
     for i, round_ in enumerate(recipe["rounds"], 1):
         name = last = round_.get("name", f"round{i}")
+        if round_.get("in_steps"):  # the rows' calculator-filled products written again in steps, first
+            steps.append((f"{name} in steps", python + ["homework.calculator", "steps", str(rows)]))
+            steps.append((f"{name} rounds in steps", ["rounds", str(rows), name]))
         for spec in round_.get("questions", []):
             spec = dict(spec)
             path = work / "questions" / f"{spec.pop('name')}.json"

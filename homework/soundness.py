@@ -140,6 +140,8 @@ def _step_fault(a: _Item, b: _Item, named: list[str], conv: Conversion) -> str:
         return f"product: {text} is false"
     if b.unit and a.factors and len(a.factors) > 1:  # "10 * 3.28e3 = 31.2e3 feet": the product itself is off
         return f"product: {text} is false"
+    if a.unit and b.unit is None and a.factors and len(a.factors) > 1:  # "6 * 25.4 millimeters = 158"
+        return f"product: {text} is false"
     if a.unit and b.factors and len(b.factors) > 1 and a.value not in b.factors:  # "7 m = 8 * 3.28"
         return f"quantity: {text} does not multiply the {a.value:g} it converts"
     return f"fact: {text} is false"

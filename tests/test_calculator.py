@@ -33,6 +33,53 @@ def test_a_product_the_model_set_up_is_computed_as_the_model_writes_numbers(text
     assert calculation(text) == f" {product}. <answer>{product}</answer>"
 
 
+@pytest.mark.parametrize("a,b,steps", [
+    ("7", "3.28", "21 + 1.4 + 0.56 = 22.96"),                 # each digit of the factor in its place
+    ("8", "3.65e4", "24e4 + 4.8e4 + 0.4e4 = 29.2e4"),          # the factor's power of ten kept on each part
+    ("6", "0.447", "2.4 + 0.24 + 0.042 = 2.682"),
+    ("7", "3.05e-4", "21e-4 + 0.35e-4 = 21.35e-4"),           # a zero digit is no part
+    ("7", "12", "70 + 14 = 84"),
+    ("2500", "3.28", "7500 + 500 + 200 = 8200"),
+    ("8.5", "33.8", "255 + 25.5 + 6.8 = 287.3"),
+    ("5", "1e3", None),                                      # a factor of one digit: nothing to split
+    ("1", "3.28", None), ("10", "3.28", None),               # a quantity of 1 or a power of ten
+    ("2e3", "3.28", None),                                   # a quantity with a power of ten
+])
+def test_a_product_in_steps_is_the_quantity_times_each_digit_then_the_sum(a, b, steps):
+    assert formats.product_steps(a, b) == steps
+    if steps:
+        assert float(steps.split(" = ")[-1].replace("e", "E")) == pytest.approx(float(a) * float(b))
+
+
+def test_the_calculator_in_steps_writes_the_parts_and_answers_the_rounded_product():
+    text = " 7 meters = 7 * 3.28 feet ="
+    assert calculation(text, steps=True) == " 21 + 1.4 + 0.56 = 22.96. <answer>23</answer>"
+    assert calculation(" 5 * 1e3 =", steps=True) == calculation(" 5 * 1e3 =") == " 5e3. <answer>5e3</answer>"
+    worked = text + calculation(text, steps=True)
+    assert calculator.filled(worked, steps=True) and not calculator.filled(worked)
+    assert calculator.in_steps(text + calculation(text)) == worked
+    with pytest.raises(ValueError, match="not a calculator-filled"):
+        calculator.in_steps(" 7 * 3.28 = 23.5. <answer>23.5</answer>")
+
+
+def test_the_steps_command_rewrites_only_calculator_filled_rows_and_keeps_them_sound(tmp_path):
+    import json
+
+    from homework import soundness
+
+    q = "How many feet are in 7 meters?"
+    own = "7 meters = 7 * 3.28 feet = 22.96 feet. <answer>22.96</answer>"  # the model's own product: kept
+    rows = [[q, 22.9659, "7 meters = 7 * 3.28 feet = 23. <answer>23</answer>", {"calculator_filled": True}],
+            ["How many feet are in 7.0 meters?", 22.9659, own]]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(rows))
+    assert calculator.steps_command(str(path)).endswith("1 products now in steps")
+    out = json.loads(path.read_text())
+    assert out[0][2] == "7 meters = 7 * 3.28 feet = 21 + 1.4 + 0.56 = 22.96. <answer>23</answer>"
+    assert out[0][3] == {"calculator_filled": True} and out[1] == rows[1]
+    assert soundness.reasoning_fault(q, out[0][2]) == ""
+
+
 @pytest.mark.parametrize("text", [
     " 7 * = ",  # not two numbers
     " 1e308 * 1e308 =",  # overflows

@@ -166,7 +166,7 @@ def test_calculator_rows_are_marked_and_train_like_the_others(tmp_path, question
             return out
 
     monkeypatch.setattr(datagen, "_sampler", lambda *args: CalculatorSampler(truth))
-    monkeypatch.setattr(datagen, "with_calculator", lambda llm: llm)
+    monkeypatch.setattr(datagen, "with_calculator", lambda llm, steps=False: llm)
     out = tmp_path / "rft.json"
     assert "(20 calculator-filled)" in datagen.generate_dataset(str(out), oversample=1, questions=str(path),
                                                                  model="rft", calculator=True)
@@ -191,7 +191,7 @@ def test_calculator_keeps_only_sound_rows_and_redo_revisits_the_faulty_ones(tmp_
     out.write_text(json.dumps([loose_row, product_row, sound_row]))
     sampler = SoundSampler(truth)  # a loose sample first, then a sound one
     monkeypatch.setattr(datagen, "_sampler", lambda *args: sampler)
-    monkeypatch.setattr(datagen, "with_calculator", lambda llm: llm)
+    monkeypatch.setattr(datagen, "with_calculator", lambda llm, steps=False: llm)
     datagen.generate_dataset(str(out), oversample=2, questions="rows", model="rft", calculator=True, redo="product")
     assert sampler.seen == [q_product], "only the row with a wrong product is sampled again"
     rows = {r[0]: r for r in json.loads(out.read_text())}

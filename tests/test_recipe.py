@@ -69,6 +69,19 @@ def test_a_round_added_after_the_install_installs_its_rows_again():
     assert [k for k in second if k.startswith("install")] == ["install rows after b"]
 
 
+def test_a_round_in_steps_rewrites_the_rows_before_it_samples_and_trains_on_them():
+    spec = {"kind": "rft", "rows": "r.json",
+            "rounds": [{"name": "a", "datagen": [{"questions": "train"}], "train": {}},
+                       {"name": "b", "in_steps": True, "datagen": [{"questions": "train", "model": "rft",
+                                                                   "calculator": True, "steps": True}],
+                        "train": {}}]}
+    keys = [key for key, _ in recipe.plan(spec, Path("/w"))]
+    assert keys.index("b in steps") < keys.index("b rounds in steps") < keys.index("b datagen 0") < keys.index("b train")
+    argv = dict(recipe.plan(spec, Path("/w")))
+    assert argv["b in steps"][2:] == ["homework.calculator", "steps", "/w/r.json"]
+    assert argv["b datagen 0"][-1] == "--steps" and "a in steps" not in keys
+
+
 @pytest.mark.slow
 def test_two_rounds_on_the_tiny_model_chain_and_resume(tiny_checkpoint, tmp_path):
     sound = "1 meter = 3.28 feet, so {q} meters = {q} * 3.28 = {p}. <answer>{p}</answer>"

@@ -29,6 +29,9 @@ SOUND = [
     ("How many kilobytes are in 5 GB?", "1 gigabyte = 1e6 kilobytes, so 5 GB = 5 * 1e6 = 5e6. <answer>5e6</answer>"),
     ("What is 3 cubic millimeters in pints?",                                                 # a product with its unit
      "1 cubic millimeter = 2.11e-6 pints, so 3 cubic millimeters = 3 * 2.11e-6 pints = 6.33e-6 pints. <answer>6.33e-6</answer>"),
+    (Q, "7 meters = 7 * 3.28 feet = 21 + 1.4 + 0.56 = 22.96. <answer>23</answer>"),          # the product in steps
+    ("How many days in 8 centuries?",                                                         # steps with a power of ten
+     "8 centuries = 8 * 3.65e4 days = 24e4 + 4.8e4 + 0.4e4 = 29.2e4. <answer>29.2e4</answer>"),
 ]
 
 
@@ -73,6 +76,11 @@ UNSOUND = [
      "1 yard = 9.14e-4, so 9.14e-4 = 9.14e-4 * 9.14e-4 = 83.5e-8. <answer>83.5e-8</answer>", "product"),
     ("Convert 133 centimeters into inches.", "133 centimeters = 39.4 * 133 = 5240. <answer>5240</answer>", "fact"),
     ("Please convert 0.7 mins to centuries.", "1.9e-8 = 0.7 * 1.9e-8 = 1.4e-8. <answer>1.4e-8</answer>", "product"),
+    # a product in steps with one step wrong
+    (Q, "7 meters = 7 * 3.28 feet = 21 + 1.4 + 0.56 = 23.96. <answer>24</answer>", "product"),       # the sum
+    (Q, "7 meters = 7 * 3.28 feet = 21 + 2.4 + 0.56 = 23.96. <answer>24</answer>", "product"),       # a part
+    ("How many days in 8 centuries?",                                                                 # a power of ten
+     "8 centuries = 8 * 3.65e4 days = 24e4 + 4.8e4 + 0.4e3 = 28.8e4. <answer>28.8e4</answer>", "product"),
 ]
 
 
