@@ -57,12 +57,16 @@ def filled(text: str, steps: bool = False) -> bool:
     """Whether `text`, decoded with the calculator, holds a product the calculator wrote: its first "A * B ="
     is followed by exactly what `calculation` writes there. Decoding stops at the first such point, so under
     the calculator nothing after it is the model's."""
+    i = _first_product(text)
+    return i is not None and text[i:].startswith(calculation(text[:i], steps))
+
+
+def _first_product(text: str) -> int | None:
+    """Where the calculator first steps in: the end of the first "A * B =" it would compute, or None."""
     for i, char in enumerate(text):
-        if char == "=":
-            result = calculation(text[:i + 1], steps)
-            if result is not None:
-                return text[i + 1:].startswith(result)
-    return False
+        if char == "=" and calculation(text[:i + 1]) is not None:
+            return i + 1
+    return None
 
 
 class StopAtProduct(StoppingCriteria):
@@ -112,12 +116,10 @@ def in_steps(text: str) -> str:
     """A calculator-filled reasoning with the calculator's part written again in steps (`calculation(...,
     steps=True)`); the model's own text before it is kept. Under the calculator decoding stopped at the first
     "A * B =", so this is what the stepped calculator would have written after the same sampled text."""
-    for i, char in enumerate(text):
-        if char == "=" and calculation(text[:i + 1]) is not None:
-            if not text[i + 1:].startswith(calculation(text[:i + 1])):
-                break
-            return text[:i + 1] + calculation(text[:i + 1], steps=True)
-    raise ValueError(f"not a calculator-filled reasoning: {text!r}")
+    if not filled(text):
+        raise ValueError(f"not a calculator-filled reasoning: {text!r}")
+    i = _first_product(text)
+    return text[:i] + calculation(text[:i], steps=True)
 
 
 def steps_command(data: str, output: str = "", overwrite: bool = False) -> str:

@@ -8,8 +8,8 @@ A recipe file lists rounds. Each round names its fresh questions by their genera
 dimensions; regenerated into the work folder by today's generator, never committed), the datagen passes, and the
 training options, with `"from_previous": true` to go on training the round before's adapter (`"train": null`:
 the round only samples; `"in_steps": true`: the round first rewrites the rows' calculator-filled products in
-steps, `python -m homework.calculator steps`). A recipe's `"ship"` step trains the shipped adapter: the train command with its
-defaults, from the base, on the rows the rounds made; its options hold no default, only experiments. Every step is
+steps, `python -m homework.calculator steps`). A recipe's `"ship"` step trains the shipped adapter: the train
+command with its defaults, from the base, on the rows the rounds made; its options hold no default, only experiments. Every step is
 one command; the runner records finished steps in `<work_dir>/state.json`, so a rerun after an interruption
 skips them (datagen and training resume inside a step on their own). The last round's adapter and rows are
 copied to the recipe's `install` paths when all rounds are done. Which rounds set each row is written
